@@ -1,0 +1,216 @@
+package filter
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// maxJSONDepth bounds the nesting of request bodies. Engine API bodies nest
+// four or five levels; anything deeper is an attack on a parser.
+const maxJSONDepth = 32
+
+// decodeStrict decodes a JSON body into v (a pointer to an Engine API type)
+// and refuses everything the daemon could read differently from what sockpin
+// checks: keys that match a field only case-insensitively (the daemon's
+// decoder would accept them), duplicate keys (the daemon keeps the last),
+// unknown fields, and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := checkValue(dec, reflect.TypeOf(v).Elem(), "", 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("body has data after the JSON value")
+	}
+	dec = json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body does not decode: %v", err)
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+
+// checkValue reads one JSON value from dec and checks its object keys
+// against type t.
+func checkValue(dec *json.Decoder, t reflect.Type, path string, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("body nests deeper than %d levels", maxJSONDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("body is not valid JSON: %v", err)
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok || delim == '}' || delim == ']' {
+		return nil
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	// Types that decode themselves, and untyped values, have no field list
+	// to hold keys against; duplicates are still refused.
+	if t != nil && (reflect.PointerTo(t).Implements(unmarshalerType) || t.Kind() == reflect.Interface) {
+		t = nil
+	}
+	if delim == '[' {
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := checkValue(dec, elem, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token()
+		return err
+	}
+	return checkObject(dec, t, path, depth)
+}
+
+func checkObject(dec *json.Decoder, t reflect.Type, path string, depth int) error {
+	var fields map[string]reflect.Type
+	if t != nil && t.Kind() == reflect.Struct {
+		fields = jsonFields(t)
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("body is not valid JSON: %v", err)
+		}
+		key := tok.(string)
+		name := joinPath(path, key)
+		if seen[key] {
+			return fmt.Errorf("body repeats key %q", name)
+		}
+		seen[key] = true
+		var next reflect.Type
+		switch {
+		case fields != nil:
+			ft, ok := fields[key]
+			if !ok {
+				return fmt.Errorf("body has unknown field %q", name)
+			}
+			next = ft
+		case t != nil && t.Kind() == reflect.Map:
+			next = t.Elem()
+		case t != nil:
+			return fmt.Errorf("body has an object where %q expects %s", path, t.Kind())
+		}
+		if err := checkValue(dec, next, name, depth+1); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token()
+	return err
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields lists the exact JSON keys of a struct type as encoding/json
+// names them, with promoted fields of embedded structs.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	out := make(map[string]reflect.Type)
+	collectFields(t, out)
+	fieldCache.Store(t, out)
+	return out
+}
+
+func collectFields(t reflect.Type, out map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if f.Anonymous && name == "" {
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				collectFields(ft, out)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+}
+
+// firstSet returns the dotted path of the first field of v that is set, or
+// "" when every field is empty. A nil or empty map, a nil slice, a nil
+// pointer and a pointer to an empty value are empty; an empty slice is not,
+// because the daemon reads [] differently from null for some fields (an
+// empty MaskedPaths unmasks everything).
+func firstSet(v reflect.Value, path string) string {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < v.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			child := joinPath(path, t.Field(i).Name)
+			if t.Field(i).Anonymous {
+				child = path
+			}
+			if p := firstSet(v.Field(i), child); p != "" {
+				return p
+			}
+		}
+		return ""
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return ""
+		}
+		return firstSet(v.Elem(), path)
+	case reflect.Map:
+		if v.Len() == 0 {
+			return ""
+		}
+		return path
+	case reflect.Slice:
+		if v.IsNil() {
+			return ""
+		}
+		return path
+	case reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if p := firstSet(v.Index(i), path); p != "" {
+				return p
+			}
+		}
+		return ""
+	default:
+		if v.IsZero() {
+			return ""
+		}
+		return path
+	}
+}

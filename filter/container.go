@@ -1,0 +1,280 @@
+package filter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// visible reports whether a container with these labels may be seen.
+func (p *Policy) visible(labels map[string]string) bool {
+	return p.groupFor(OpContainerInspect, labels) != nil
+}
+
+// groupFor returns the first group that holds a container with these
+// labels and allows op on it.
+func (p *Policy) groupFor(op Op, labels map[string]string) *group {
+	for _, g := range p.groups {
+		if g.allow[op] && g.contains(labels) {
+			return g
+		}
+	}
+	return nil
+}
+
+func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
+	if p.groupsAllowing(OpContainerList, nil) == nil {
+		return refuse(call.Op, RuleDefaultDeny, "no group allows inspect, so no container is visible"), nil
+	}
+	for _, k := range []string{"limit"} {
+		if reason := checkInt(call.Query, k); reason != "" {
+			return malformed(call.Op, "%s", reason), nil
+		}
+	}
+	d := allow(call.Op, "visible-containers")
+	d.Path = prefix(call) + "/containers/json"
+	d.Query = encodeQuery(call.Query)
+	d.narrow = func(body []byte) ([]byte, error) {
+		return narrowArray(body, func(raw json.RawMessage) (bool, error) {
+			var c struct{ Labels map[string]string }
+			err := json.Unmarshal(raw, &c)
+			return err == nil && p.visible(c.Labels), err
+		})
+	}
+	return d, nil
+}
+
+// narrowArray keeps the elements of a JSON array that keep accepts.
+func narrowArray(body []byte, keep func(json.RawMessage) (bool, error)) ([]byte, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(body, &items); err != nil {
+		return nil, fmt.Errorf("narrowing list answer: %w", err)
+	}
+	var out bytes.Buffer
+	out.WriteByte('[')
+	n := 0
+	for _, it := range items {
+		ok, err := keep(it)
+		if err != nil {
+			return nil, fmt.Errorf("narrowing list answer: %w", err)
+		}
+		if !ok {
+			continue
+		}
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		out.Write(it)
+		n++
+	}
+	out.WriteString("]\n")
+	return out.Bytes(), nil
+}
+
+// groupsAllowing lists the groups that allow op and, when accept is set,
+// whose own options accept the call. A call no group accepts is refused
+// before its target is looked up.
+func (p *Policy) groupsAllowing(op Op, accept func(*group) bool) []*group {
+	var out []*group
+	for _, g := range p.groups {
+		if g.allow[op] && (accept == nil || accept(g)) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+var containerActions = map[Op]string{
+	OpContainerStart: "/start", OpContainerStop: "/stop", OpContainerRestart: "/restart",
+	OpContainerKill: "/kill", OpContainerRemove: "", OpContainerWait: "/wait",
+	OpContainerInspect: "/json",
+}
+
+var waitConditions = map[string]bool{"": true, "not-running": true, "next-exit": true, "removed": true}
+
+func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*Decision, error) {
+	op, ref := call.Op, call.Params[0]
+	if !refPattern.MatchString(ref) {
+		return malformed(op, "container reference %q is malformed", clip(ref)), nil
+	}
+	accept, reason := queryAcceptor(call)
+	if reason != "" {
+		return malformed(op, "%s", reason), nil
+	}
+	candidates := p.groupsAllowing(op, accept)
+	if len(candidates) == 0 {
+		return refuse(op, RuleDefaultDeny, "%s", noGroupReason(p, call)), nil
+	}
+	c, err := r.Container(ctx, call.Version, ref, op == OpContainerInspect)
+	if err != nil {
+		return resolved(op, err)
+	}
+	var g *group
+	for _, cand := range candidates {
+		if cand.contains(c.Labels) {
+			g = cand
+			break
+		}
+	}
+	if g == nil {
+		return refuse(op, RuleDefaultDeny, "container %q is in no group that allows %s",
+			clip(ref), describe(call)), nil
+	}
+	d := allow(op, g.name)
+	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]
+	if op == OpContainerInspect {
+		d.Answer, err = redactInspect(c.Inspect, g.redactEnv)
+		return d, err
+	}
+	d.Path = prefix(call) + "/containers/" + c.ID + containerActions[op]
+	d.Query = encodeQuery(call.Query)
+	return d, nil
+}
+
+// queryAcceptor checks the query of a container operation. It returns a
+// reason when the query is malformed, and otherwise a test of whether a
+// group's options (signals, remove flags) accept it.
+func queryAcceptor(call *Call) (func(*group) bool, string) {
+	q := call.Query
+	switch call.Op {
+	case OpContainerKill:
+		sig, ok := parseSignal(q["signal"])
+		if q["signal"] == "" {
+			sig, ok = 9, true // the daemon's default is SIGKILL
+		}
+		if !ok {
+			return nil, fmt.Sprintf("signal %q is not a signal", clip(q["signal"]))
+		}
+		return func(g *group) bool { return g.signals[sig] != "" }, ""
+	case OpContainerStop, OpContainerRestart:
+		if reason := checkInt(q, "t"); reason != "" {
+			return nil, reason
+		}
+		s, set := q["signal"]
+		if !set {
+			return nil, ""
+		}
+		sig, ok := parseSignal(s)
+		if !ok {
+			return nil, fmt.Sprintf("signal %q is not a signal", clip(s))
+		}
+		return func(g *group) bool { return g.signals[sig] != "" }, ""
+	case OpContainerRemove:
+		force, vols, link := boolParam(q["force"]), boolParam(q["v"]), boolParam(q["link"])
+		return func(g *group) bool {
+			return !link && (!force || g.force) && (!vols || g.volumes)
+		}, ""
+	case OpContainerWait:
+		if !waitConditions[q["condition"]] {
+			return nil, fmt.Sprintf("wait condition %q is unknown", clip(q["condition"]))
+		}
+	case OpContainerInspect:
+		if boolParam(q["size"]) {
+			return nil, "inspect with size is not supported"
+		}
+	}
+	return nil, ""
+}
+
+// describe names an operation with the options that matter, for refusals.
+func describe(call *Call) string {
+	q := call.Query
+	switch call.Op {
+	case OpContainerKill:
+		if q["signal"] == "" {
+			return "kill with SIGKILL (no signal given)"
+		}
+		return fmt.Sprintf("kill with signal %s", clip(q["signal"]))
+	case OpContainerStop, OpContainerRestart:
+		if s, ok := q["signal"]; ok {
+			return fmt.Sprintf("%s with signal %s", call.Op, clip(s))
+		}
+	case OpContainerRemove:
+		var opts []string
+		for _, k := range []string{"force", "v", "link"} {
+			if boolParam(q[k]) {
+				opts = append(opts, k)
+			}
+		}
+		if len(opts) > 0 {
+			return "remove with " + strings.Join(opts, ", ")
+		}
+	}
+	return string(call.Op)
+}
+
+func noGroupReason(p *Policy, call *Call) string {
+	if len(p.groupsAllowing(call.Op, nil)) == 0 {
+		return fmt.Sprintf("no group allows %s", call.Op)
+	}
+	return fmt.Sprintf("no group allows %s", describe(call))
+}
+
+// redactInspect replaces the values of Config.Env in an inspect answer.
+func redactInspect(body []byte, redact bool) ([]byte, error) {
+	if !redact {
+		return body, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("redacting inspect answer: %w", err)
+	}
+	var cfg map[string]json.RawMessage
+	if raw, ok := top["Config"]; ok && json.Unmarshal(raw, &cfg) == nil && cfg != nil {
+		var env []string
+		_ = json.Unmarshal(cfg["Env"], &env)
+		for i, e := range env {
+			name, _, _ := strings.Cut(e, "=")
+			env[i] = name + "=" + RedactedValue
+		}
+		cfg["Env"], _ = json.Marshal(env)
+		top["Config"], _ = json.Marshal(cfg)
+	}
+	out, err := json.Marshal(top)
+	return append(out, '\n'), err
+}
+
+// RedactedValue stands in for redacted environment values.
+const RedactedValue = "<redacted by sockpin>"
+
+func (p *Policy) decideCreate(call *Call, body Body) (*Decision, error) {
+	op := call.Op
+	if len(p.creates) == 0 {
+		return refuse(op, RuleDefaultDeny, "the policy allows no container create"), nil
+	}
+	if len(body.Data) == 0 {
+		return malformed(op, "container create needs a JSON body"), nil
+	}
+	var req container.CreateRequest
+	if err := decodeStrict(body.Data, &req); err != nil {
+		return malformed(op, "%v", err), nil
+	}
+	name, named := call.Query["name"]
+	if !named {
+		return refuse(op, p.creates[0].name, "a container name is required"), nil
+	}
+	var best *createRule
+	var bestReason string
+	for _, rule := range p.creates {
+		reason := rule.check(name, &req)
+		if reason == "" {
+			d := allow(op, rule.name)
+			d.Path = prefix(call) + "/containers/create"
+			d.Query = encodeQuery(call.Query)
+			d.Body, _ = json.Marshal(&req)
+			if req.Config != nil {
+				d.Project = req.Config.Labels[p.projectLabel]
+			}
+			return d, nil
+		}
+		// Report the first rule whose name pattern fits, else the first.
+		if best == nil || !best.namePattern.MatchString(name) && rule.namePattern.MatchString(name) {
+			best, bestReason = rule, reason
+		}
+	}
+	return refuse(op, best.name, "%s", bestReason), nil
+}

@@ -1,0 +1,150 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Decision is the outcome for one request: refused with a status and a
+// reason, or allowed with exactly what to send to the daemon.
+type Decision struct {
+	Op      Op
+	Allowed bool
+	// Status is the HTTP status of a refusal: 400 malformed or not
+	// canonical, 403 refused by policy, 404 unknown target, 413 too large.
+	Status int
+	// Rule names the rule that allowed or refused the request.
+	Rule string
+	// Reason says why, in words for the client and the audit log.
+	Reason string
+
+	// Path and Query are what to send upstream: canonical, with targets
+	// replaced by the full IDs they resolved to.
+	Path  string
+	Query string
+	// Body is the re-encoded body that was checked, or nil.
+	Body []byte
+	// Answer, when set, is the complete answer: the resolution already
+	// fetched what the client asked for (an inspect), so nothing more is
+	// sent upstream.
+	Answer []byte
+	// Hijack allows the daemon to switch protocols for this request.
+	Hijack bool
+	// Stream marks answers that may last long (no total time limit).
+	Stream bool
+
+	// ContainerID and Project describe the target for the audit log.
+	ContainerID string
+	Project     string
+
+	narrow func([]byte) ([]byte, error)
+}
+
+// Message is the text of the Docker-shaped error body of a refusal.
+func (d *Decision) Message() string {
+	switch d.Status {
+	case http.StatusForbidden:
+		return fmt.Sprintf("sockpin: %s (rule %s)", d.Reason, d.Rule)
+	case http.StatusNotFound:
+		return d.Reason
+	default:
+		return "sockpin: " + d.Reason
+	}
+}
+
+// Narrows reports whether the daemon's answer must be narrowed before the
+// client sees it (a list shows only what the client may see).
+func (d *Decision) Narrows() bool { return d.narrow != nil }
+
+// Narrow removes from a successful answer what the client may not see.
+func (d *Decision) Narrow(body []byte) ([]byte, error) {
+	if d.narrow == nil {
+		return body, nil
+	}
+	return d.narrow(body)
+}
+
+// Rule names used when no rule of the policy applies.
+const (
+	RuleCanonical   = "canonical"
+	RuleDefaultDeny = "default-deny"
+	RuleSize        = "size-limit"
+)
+
+func malformed(op Op, format string, args ...any) *Decision {
+	return &Decision{Op: op, Status: http.StatusBadRequest, Rule: RuleCanonical,
+		Reason: fmt.Sprintf(format, args...)}
+}
+
+func refuse(op Op, rule, format string, args ...any) *Decision {
+	return &Decision{Op: op, Status: http.StatusForbidden, Rule: rule,
+		Reason: fmt.Sprintf(format, args...)}
+}
+
+// TooLarge is the decision for a body over the size limit.
+func TooLarge(op Op, limit int64) *Decision {
+	return &Decision{Op: op, Status: http.StatusRequestEntityTooLarge, Rule: RuleSize,
+		Reason: fmt.Sprintf("request body is larger than %d bytes", limit)}
+}
+
+func allow(op Op, rule string) *Decision {
+	return &Decision{Op: op, Allowed: true, Rule: rule, Stream: allowable[op].stream,
+		Hijack: allowable[op].hijack}
+}
+
+// Container is what the daemon reported about a container.
+type Container struct {
+	ID     string
+	Name   string
+	Labels map[string]string
+	// Inspect is the daemon's inspect answer, when the resolver fetched a
+	// fresh one.
+	Inspect []byte
+}
+
+// Exec is what the daemon reported about an exec instance.
+type Exec struct {
+	ID          string
+	ContainerID string
+	Inspect     []byte
+}
+
+// Network is what the daemon reported about a network.
+type Network struct {
+	ID      string
+	Name    string
+	Inspect []byte
+}
+
+// Resolver looks targets up. The proxy asks the daemon; policy test reads
+// fixtures. Both feed the same decision code.
+type Resolver interface {
+	// Container resolves a name, full ID or ID prefix. With inspect set,
+	// the answer must carry a fresh inspect body.
+	Container(ctx context.Context, version, ref string, inspect bool) (*Container, error)
+	// Exec resolves an exec ID.
+	Exec(ctx context.Context, version, id string) (*Exec, error)
+	// Network resolves a network name, ID or ID prefix.
+	Network(ctx context.Context, version, ref string) (*Network, error)
+}
+
+// NotFoundError reports a reference the daemon does not know. Message is
+// the daemon's own text.
+type NotFoundError struct {
+	Message string
+}
+
+func (e *NotFoundError) Error() string { return e.Message }
+
+// resolved turns a resolver error into a 404 decision, or passes it on as
+// an error (the daemon could not be asked).
+func resolved(op Op, err error) (*Decision, error) {
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return &Decision{Op: op, Status: http.StatusNotFound, Rule: RuleDefaultDeny,
+			Reason: nf.Message}, nil
+	}
+	return nil, fmt.Errorf("resolving target of %s: %w", op, err)
+}

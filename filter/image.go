@@ -1,0 +1,93 @@
+package filter
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+func (p *Policy) decideImage(call *Call) (*Decision, error) {
+	op := call.Op
+	switch op {
+	case OpImageList:
+		if !p.imageList {
+			return refuse(op, RuleDefaultDeny, "the policy does not allow listing images"), nil
+		}
+		d := allow(op, "images")
+		d.Path = prefix(call) + "/images/json"
+		d.Query = encodeQuery(call.Query)
+		d.narrow = func(body []byte) ([]byte, error) {
+			return narrowArray(body, func(raw json.RawMessage) (bool, error) {
+				var img struct{ RepoTags []string }
+				err := json.Unmarshal(raw, &img)
+				for _, t := range img.RepoTags {
+					if n, nerr := normalizeImage(t); nerr == nil && p.inspect[n] {
+						return true, err
+					}
+				}
+				return false, err
+			})
+		}
+		return d, nil
+	case OpImageInspect:
+		ref := call.Params[0]
+		norm, err := normalizeImage(ref)
+		if err != nil || !p.inspect[norm] {
+			return refuse(op, RuleDefaultDeny, "image %q is not one the policy lets clients inspect",
+				clip(ref)), nil
+		}
+		named, _ := reference.ParseNormalizedNamed(norm)
+		d := allow(op, "images")
+		d.Path = prefix(call) + "/images/" + reference.FamiliarString(named) + "/json"
+		d.Query = encodeQuery(call.Query)
+		return d, nil
+	}
+	return p.decidePull(call)
+}
+
+// decidePull allows pulling a pinned reference. The reference must name a
+// tag or digest (a bare name pulls every tag), once: an inline tag and a
+// tag parameter together are refused.
+func (p *Policy) decidePull(call *Call) (*Decision, error) {
+	op, q := call.Op, call.Query
+	from, tag := q["fromImage"], q["tag"]
+	named, err := reference.ParseNormalizedNamed(from)
+	if err != nil {
+		return refuse(op, RuleDefaultDeny, "fromImage %q is not an image reference", clip(from)), nil
+	}
+	_, inlineTag := named.(reference.Tagged)
+	_, inlineDigest := named.(reference.Digested)
+	if (inlineTag || inlineDigest) && tag != "" {
+		return refuse(op, RuleDefaultDeny, "fromImage %q already names a tag or digest; tag %q "+
+			"would override it", clip(from), clip(tag)), nil
+	}
+	full := from
+	if tag != "" {
+		sep := ":"
+		if strings.Contains(tag, ":") {
+			sep = "@"
+		}
+		full = from + sep + tag
+		if named, err = reference.ParseNormalizedNamed(full); err != nil {
+			return refuse(op, RuleDefaultDeny, "tag %q is not a tag or digest", clip(tag)), nil
+		}
+	} else if !inlineTag && !inlineDigest {
+		return refuse(op, RuleDefaultDeny, "pulling %q without a tag would pull every tag", clip(from)), nil
+	}
+	if !p.pull[named.String()] {
+		return refuse(op, RuleDefaultDeny, "image %q is not one the policy lets clients pull",
+			clip(full)), nil
+	}
+	d := allow(op, "images")
+	d.Path = prefix(call) + "/images/create"
+	fq := map[string]string{"fromImage": reference.FamiliarName(named)}
+	if t, ok := named.(reference.Tagged); ok {
+		fq["tag"] = t.Tag()
+	}
+	if dg, ok := named.(reference.Digested); ok {
+		fq["tag"] = dg.Digest().String()
+	}
+	d.Query = encodeQuery(fq)
+	return d, nil
+}

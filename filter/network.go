@@ -1,0 +1,171 @@
+package filter
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"slices"
+
+	"github.com/docker/docker/api/types/network"
+)
+
+// networkRule is a compiled NetworkRule.
+type networkRule struct {
+	name    string
+	connect []*group
+}
+
+var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (c *compiler) networks(rules map[string]*NetworkRule, groups []*group) map[string]*networkRule {
+	out := make(map[string]*networkRule, len(rules))
+	for _, name := range sortedKeys(rules) {
+		r := rules[name]
+		if r == nil {
+			r = &NetworkRule{}
+		}
+		if !networkName.MatchString(name) {
+			c.fail(r.Pos, "networks: %q is not a network name", name)
+		}
+		nr := &networkRule{name: name}
+		for i, gname := range r.Connect {
+			g := findGroup(groups, gname)
+			if g == nil {
+				c.fail(c.at(&r.Connect[i]), "networks.%s.connect: group %q is not defined", name, gname)
+				continue
+			}
+			nr.connect = append(nr.connect, g)
+		}
+		out[name] = nr
+	}
+	return out
+}
+
+func findGroup(groups []*group, name string) *group {
+	for _, g := range groups {
+		if g.name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) (*Decision, error) {
+	op := call.Op
+	if len(p.networks) == 0 {
+		return refuse(op, RuleDefaultDeny, "the policy names no network"), nil
+	}
+	if op == OpNetworkList {
+		d := allow(op, "networks")
+		d.Path = prefix(call) + "/networks"
+		d.Query = encodeQuery(call.Query)
+		d.narrow = func(body []byte) ([]byte, error) {
+			return narrowArray(body, func(raw json.RawMessage) (bool, error) {
+				var n struct{ Name string }
+				err := json.Unmarshal(raw, &n)
+				return err == nil && p.networks[n.Name] != nil, err
+			})
+		}
+		return d, nil
+	}
+	ref := call.Params[0]
+	if !refPattern.MatchString(ref) {
+		return malformed(op, "network reference %q is malformed", clip(ref)), nil
+	}
+	if len(call.Query) > 0 {
+		return refuse(op, RuleDefaultDeny, "network inspect options are not allowed"), nil
+	}
+	n, err := r.Network(ctx, call.Version, ref)
+	if err != nil {
+		return resolved(op, err)
+	}
+	if p.networks[n.Name] == nil {
+		return refuse(op, RuleDefaultDeny, "network %q is not named by the policy", clip(ref)), nil
+	}
+	d := allow(op, n.Name)
+	d.Answer = n.Inspect
+	return d, nil
+}
+
+func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body, r Resolver) (*Decision, error) {
+	op, ref := call.Op, call.Params[0]
+	if !refPattern.MatchString(ref) {
+		return malformed(op, "network reference %q is malformed", clip(ref)), nil
+	}
+	connectable := false
+	for _, nr := range p.networks {
+		connectable = connectable || len(nr.connect) > 0
+	}
+	if !connectable {
+		return refuse(op, RuleDefaultDeny, "no network allows connecting containers"), nil
+	}
+	if len(body.Data) == 0 {
+		return malformed(op, "%s needs a JSON body", op), nil
+	}
+	target, reason, err := decodeConnect(op, body.Data)
+	if err != nil {
+		return malformed(op, "%v", err), nil
+	}
+	if reason != "" {
+		return refuse(op, RuleDefaultDeny, "%s", reason), nil
+	}
+	if !refPattern.MatchString(target) {
+		return malformed(op, "container reference %q is malformed", clip(target)), nil
+	}
+	n, err := r.Network(ctx, call.Version, ref)
+	if err != nil {
+		return resolved(op, err)
+	}
+	nr := p.networks[n.Name]
+	if nr == nil || len(nr.connect) == 0 {
+		return refuse(op, RuleDefaultDeny, "network %q allows no connections", clip(ref)), nil
+	}
+	c, err := r.Container(ctx, call.Version, target, false)
+	if err != nil {
+		return resolved(op, err)
+	}
+	idx := slices.IndexFunc(nr.connect, func(g *group) bool { return g.contains(c.Labels) })
+	if idx < 0 {
+		return refuse(op, nr.name, "container %q may not be connected to network %s",
+			clip(target), nr.name), nil
+	}
+	d := allow(op, nr.name)
+	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]
+	d.Path = prefix(call) + "/networks/" + n.ID + "/" + map[Op]string{
+		OpNetworkConnect: "connect", OpNetworkDisconnect: "disconnect"}[op]
+	// The container goes upstream by the ID it resolved to.
+	if op == OpNetworkConnect {
+		d.Body, _ = json.Marshal(network.ConnectOptions{Container: c.ID})
+	} else {
+		d.Body, _ = json.Marshal(network.DisconnectOptions{Container: c.ID})
+	}
+	return d, nil
+}
+
+// decodeConnect reads a connect or disconnect body. It returns the
+// container reference, or a reason when an option is set that no rule
+// allows (endpoint settings could claim another service's name or address;
+// force disconnects regardless of state).
+func decodeConnect(op Op, data []byte) (string, string, error) {
+	if op == OpNetworkConnect {
+		var c network.ConnectOptions
+		if err := decodeStrict(data, &c); err != nil {
+			return "", "", err
+		}
+		if c.EndpointConfig != nil {
+			if f := firstSet(reflect.ValueOf(*c.EndpointConfig), "EndpointConfig"); f != "" {
+				return c.Container, "field " + f + " is not allowed", nil
+			}
+		}
+		return c.Container, "", nil
+	}
+	var d network.DisconnectOptions
+	if err := decodeStrict(data, &d); err != nil {
+		return "", "", err
+	}
+	if d.Force {
+		return d.Container, "forced disconnect is not allowed", nil
+	}
+	return d.Container, "", nil
+}
