@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // Network creates a bridge network called name with the run label and
@@ -220,4 +221,40 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// ExecResult is the outcome of Exec.
+type ExecResult struct {
+	ExitCode int
+	Stdout   string
+	Stderr   string
+}
+
+// Exec runs cmd as root in the running container ref, the way the manager
+// runs its PgBouncer script (stdout and stderr attached, no tty, no stdin),
+// and returns its exit code and output once it has finished.
+func Exec(t testing.TB, cli *client.Client, ref string, cmd ...string) ExecResult {
+	t.Helper()
+	c, cancel := callCtx()
+	defer cancel()
+	created, err := cli.ContainerExecCreate(c, ref, container.ExecOptions{
+		User: "root", AttachStdout: true, AttachStderr: true, Cmd: cmd,
+	})
+	if err != nil {
+		t.Fatalf("creating exec %q in %s: %v", cmd, ref, err)
+	}
+	attached, err := cli.ContainerExecAttach(c, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("starting exec %q in %s: %v", cmd, ref, err)
+	}
+	defer attached.Close()
+	var stdout, stderr strings.Builder
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, attached.Reader); err != nil {
+		t.Fatalf("reading exec %q output: %v", cmd, err)
+	}
+	inspect, err := cli.ContainerExecInspect(c, created.ID)
+	if err != nil {
+		t.Fatalf("inspecting exec %q: %v", cmd, err)
+	}
+	return ExecResult{ExitCode: inspect.ExitCode, Stdout: stdout.String(), Stderr: stderr.String()}
 }

@@ -2,6 +2,7 @@ package dockertest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,16 +41,45 @@ default_pool_size = 20
 ignore_startup_parameters = extra_float_digits
 `
 
-// pgbouncerDockerfile is the PgBouncer stand-in: BusyBox for the manager's
-// sh script (applets as symlinks in /bin), and the stand-in program as PID 1
-// counting SIGHUPs.
-const pgbouncerDockerfile = `FROM scratch
-COPY busybox /bin/busybox
-COPY standin /usr/local/bin/standin
-ENV PATH=` + containerPath + `
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p -m 1777 /tmp && mkdir -p /etc/pgbouncer /var/run ` + pgbouncerStateDir + `"]
-ENTRYPOINT ["/usr/local/bin/standin", "pgbouncer"]
-`
+// pgbouncerImage creates the PgBouncer stand-in image: static BusyBox with
+// every applet linked in /bin (as `busybox --install -s /bin` would), /tmp,
+// and the stand-in program as PID 1 counting SIGHUPs.
+func pgbouncerImage(t testing.TB, cli *client.Client, tag string) {
+	t.Helper()
+	root := rootfs{}
+	root.users()
+	root.file("bin/busybox", staticBusybox(t), 0o755)
+	for _, applet := range busyboxApplets(t) {
+		if _, ok := root["bin/"+applet]; !ok {
+			root.symlink("bin/"+applet, "/bin/busybox")
+		}
+	}
+	root.file("usr/local/bin/standin", readFile(t, Standin(t)), 0o755)
+	root.dir("tmp", 0o1777)
+	root.dir("etc/pgbouncer", 0o755)
+	root.dir("var/run", 0o755)
+	root.dir(strings.TrimPrefix(pgbouncerStateDir, "/"), 0o755)
+	importImage(t, cli, tag, root, []string{
+		"ENV PATH=" + containerPath,
+		`ENTRYPOINT ["/usr/local/bin/standin", "pgbouncer"]`,
+	})
+}
+
+// busyboxApplets lists the applets of BusyboxPath.
+func busyboxApplets(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.Command(BusyboxPath, "--list").Output()
+	if err != nil {
+		t.Fatalf("listing BusyBox applets: %v", err)
+	}
+	var applets []string
+	for _, name := range strings.Fields(string(out)) {
+		if name != "busybox" && !strings.Contains(name, "/") {
+			applets = append(applets, name)
+		}
+	}
+	return applets
+}
 
 // PgBouncer is a running PgBouncer stand-in container: BusyBox sh and the
 // usual applets (no flock), pgbouncer.ini as a single-file bind mount of a
@@ -60,6 +90,7 @@ type PgBouncer struct {
 	// Image is the tag of the stand-in image the container runs.
 	Image string
 
+	name   string
 	ini    string
 	reload string
 }
@@ -71,18 +102,20 @@ type PgBouncer struct {
 // cleanup.
 func StartPgBouncer(t testing.TB, cli *client.Client, net string) *PgBouncer {
 	t.Helper()
+	return startPgBouncer(t, cli, net, PgBouncerName)
+}
+
+func startPgBouncer(t testing.TB, cli *client.Client, net, name string) *PgBouncer {
+	t.Helper()
 	tag := "sockpin-test/pgbouncer:" + RunID()
-	buildImage(t, cli, tag, map[string]contextFile{
-		"Dockerfile": {data: []byte(pgbouncerDockerfile), mode: 0o644},
-		"busybox":    {data: staticBusybox(t), mode: 0o755},
-		"standin":    {data: readFile(t, Standin(t)), mode: 0o755},
-	})
+	pgbouncerImage(t, cli, tag)
 
 	// Root in the container reads and writes these, and the test process
 	// (root here) removes them.
 	dir := t.TempDir()
 	p := &PgBouncer{
 		Image:  tag,
+		name:   name,
 		ini:    filepath.Join(dir, "pgbouncer.ini"),
 		reload: filepath.Join(dir, "state", "reloads"),
 	}
@@ -93,7 +126,7 @@ func StartPgBouncer(t testing.TB, cli *client.Client, net string) *PgBouncer {
 		t.Fatalf("creating the reload log directory: %v", err)
 	}
 	p.ID = Container(t, cli, Spec{
-		Name:    PgBouncerName,
+		Name:    name,
 		Image:   tag,
 		Cmd:     []string{pgbouncerStateDir + "/reloads"},
 		Labels:  map[string]string{"io.launchdb.role": "pgbouncer"},
@@ -111,7 +144,7 @@ func StartPgBouncer(t testing.TB, cli *client.Client, net string) *PgBouncer {
 
 // Name returns the container name, PgBouncerName.
 func (p *PgBouncer) Name() string {
-	return PgBouncerName
+	return p.name
 }
 
 // INIFile returns the host path of the bind-mounted pgbouncer.ini.
