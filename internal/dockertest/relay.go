@@ -2,6 +2,7 @@ package dockertest
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +30,7 @@ type RecordedRequest struct {
 	Target string
 	// Header holds the request headers.
 	Header http.Header
-	// Body is the request body as forwarded (at most 1 MiB of it).
+	// Body is the request body, without chunked framing (at most 1 MiB).
 	Body []byte
 	// Time is when the relay finished reading the request head.
 	Time time.Time
@@ -46,7 +48,7 @@ type Relay struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[net.Conn]struct{}
-	requests []RecordedRequest
+	requests []*RecordedRequest
 	wg       sync.WaitGroup
 }
 
@@ -117,7 +119,12 @@ func (r *Relay) Stop() {
 func (r *Relay) Requests() []RecordedRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]RecordedRequest(nil), r.requests...)
+	out := make([]RecordedRequest, len(r.requests))
+	for i, rec := range r.requests {
+		out[i] = *rec
+		out[i].Body = slices.Clone(rec.Body)
+	}
+	return out
 }
 
 // Reset forgets the recorded requests.
@@ -176,10 +183,18 @@ func (r *Relay) untrack(conns ...net.Conn) {
 	}
 }
 
-func (r *Relay) record(req RecordedRequest) {
+func (r *Relay) record(req RecordedRequest) *RecordedRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests = append(r.requests, req)
+	r.requests = append(r.requests, &req)
+	return &req
+}
+
+func (r *Relay) appendBody(rec *RecordedRequest, p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	room := max(0, maxRecordedBody-len(rec.Body))
+	rec.Body = append(rec.Body, p[:min(room, len(p))]...)
 }
 
 // exchange is a request whose response the daemon side still has to read.
@@ -190,9 +205,8 @@ type exchange struct {
 	hijack chan bool
 }
 
-// relay copies one connection pair until both directions end. Each side is
-// read through a TeeReader into the other, so every byte is forwarded as
-// soon as it is read and parsing only observes.
+// relay copies one connection pair until both directions end. Parsing only
+// observes: the bytes forwarded are the bytes received.
 func (r *Relay) relay(client, up net.Conn) {
 	pending := make(chan exchange, 64)
 	respDone := make(chan struct{})
@@ -207,30 +221,66 @@ func (r *Relay) relay(client, up net.Conn) {
 	wg.Wait()
 }
 
+// heldReader keeps what the parser reads from the client until it is
+// forwarded.
+type heldReader struct {
+	src io.Reader
+	buf bytes.Buffer
+}
+
+func (h *heldReader) Read(p []byte) (int, error) {
+	n, err := h.src.Read(p)
+	h.buf.Write(p[:n])
+	return n, err
+}
+
+// clientStream is the client->daemon direction. A request's bytes go
+// upstream only once it is recorded, so a client holding the answer always
+// finds its request in Requests.
+type clientStream struct {
+	held *heldReader
+	br   *bufio.Reader
+	up   net.Conn
+}
+
+// forward sends upstream the bytes the parser has consumed.
+func (s *clientStream) forward() error {
+	_, err := s.up.Write(s.held.buf.Next(s.held.buf.Len() - s.br.Buffered()))
+	return err
+}
+
+// forwardAll sends upstream everything read from the client so far.
+func (s *clientStream) forwardAll() error {
+	_, err := s.up.Write(s.held.buf.Next(s.held.buf.Len()))
+	return err
+}
+
 // clientSide parses client->daemon traffic until EOF, a parse error or a
 // hijack, then copies the rest raw.
 func (r *Relay) clientSide(client, up net.Conn, pending chan<- exchange, respDone <-chan struct{}) {
 	defer closeWrite(up)
 	defer close(pending)
-	br := bufio.NewReader(io.TeeReader(client, up))
-	for r.nextRequest(br, pending, respDone) {
+	held := &heldReader{src: client}
+	s := &clientStream{held: held, br: bufio.NewReader(held), up: up}
+	for r.nextRequest(s, pending, respDone) {
 	}
-	// Bytes buffered in br were already forwarded by the tee.
-	io.Copy(up, client)
+	if s.forwardAll() == nil {
+		io.Copy(up, client)
+	}
 }
 
-// nextRequest reads and records one request and reports whether the
+// nextRequest records and forwards one request and reports whether the
 // connection still carries HTTP requests after it.
-func (r *Relay) nextRequest(br *bufio.Reader, pending chan<- exchange,
+func (r *Relay) nextRequest(s *clientStream, pending chan<- exchange,
 	respDone <-chan struct{},
 ) bool {
-	req, err := http.ReadRequest(br)
+	req, err := http.ReadRequest(s.br)
 	if err != nil {
 		return false
 	}
-	rec := RecordedRequest{
+	rec := r.record(RecordedRequest{
 		Method: req.Method, Target: req.RequestURI, Header: req.Header, Time: time.Now(),
-	}
+	})
 	ex := exchange{method: req.Method}
 	if mayHijack(req) {
 		ex.hijack = make(chan bool, 1)
@@ -240,13 +290,22 @@ func (r *Relay) nextRequest(br *bufio.Reader, pending chan<- exchange,
 	case <-respDone:
 		return false
 	}
-	rec.Body, err = io.ReadAll(io.LimitReader(req.Body, maxRecordedBody))
-	r.record(rec)
-	if err != nil {
+	if s.forward() != nil {
 		return false
 	}
-	if _, err := io.Copy(io.Discard, req.Body); err != nil {
-		return false
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := req.Body.Read(buf)
+		r.appendBody(rec, buf[:n])
+		if s.forward() != nil {
+			return false
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false
+		}
 	}
 	if ex.hijack == nil {
 		return true
