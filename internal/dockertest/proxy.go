@@ -105,6 +105,8 @@ func StartProxy(t testing.TB, opts ProxyOptions) *Proxy {
 	t.Cleanup(func() { p.cleanup(t) })
 
 	if err := p.waitListening(listen, 10*time.Second); err != nil {
+		// Reported here; the cleanup only has to make sure it is gone.
+		p.Stop()
 		t.Fatalf("proxy %s: %v\nstderr:\n%s", strings.Join(args, " "), err, p.Stderr())
 	}
 	return p
