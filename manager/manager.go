@@ -12,6 +12,7 @@
 package manager
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -35,6 +36,9 @@ type Service struct {
 	locks       *projectLocks
 	pgBouncerMu sync.Mutex
 	probeClient *http.Client
+
+	// ready waits until a container answers; waitReady, replaced in unit tests.
+	ready func(ctx context.Context, name, network string) error
 }
 
 // New returns a Service. log may be nil (logs are discarded).
@@ -42,7 +46,7 @@ func New(cfg Config, db Platform, docker Engine, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		cfg:         cfg,
 		db:          db,
 		docker:      docker,
@@ -51,4 +55,6 @@ func New(cfg Config, db Platform, docker Engine, log *slog.Logger) *Service {
 		locks:       newProjectLocks(),
 		probeClient: newProbeClient(),
 	}
+	s.ready = s.waitReady
+	return s
 }

@@ -177,7 +177,7 @@ func (s *Service) refresh(ctx context.Context, want desired, prev configFile, cu
 		if _, err := s.editPgBouncer(ctx, PgBouncerAdd, want.projectID, want.dbName); err != nil {
 			return SpawnResult{}, pgBouncerAddFailed(err)
 		}
-		if err := s.waitReady(ctx, name, network); err != nil {
+		if err := s.ready(ctx, name, network); err != nil {
 			return SpawnResult{}, err
 		}
 		res.Status = StatusAlreadyRunning
@@ -197,7 +197,7 @@ func (s *Service) refresh(ctx context.Context, want desired, prev configFile, cu
 		if err := s.restartContainer(ctx, name); err != nil {
 			return err
 		}
-		return s.waitReady(ctx, name, network)
+		return s.ready(ctx, name, network)
 	}()
 	if err != nil {
 		s.rollbackReload(want.projectID, prev, restarted)
@@ -262,7 +262,7 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 
 	id, err := s.createContainer(ctx, want.projectID, network, &u)
 	if err == nil {
-		err = s.waitReady(ctx, name, network)
+		err = s.ready(ctx, name, network)
 	}
 	if err != nil {
 		s.undo(want.projectID, u, prev)
