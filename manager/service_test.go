@@ -369,7 +369,9 @@ func TestSpawnErrors(t *testing.T) {
 		}, 500, "decryption_failed", "Failed to decrypt project secrets"},
 		{"empty-secret", func(h *harness) { h.seed(testID, "", "pw") },
 			500, "decryption_failed", "Failed to decrypt project secrets"},
-		{"database-down", func(h *harness) { h.db.err = errors.New("dial unix /run/pg/.s.PGSQL.5432: connect: connection refused") },
+		{"database-down", func(h *harness) {
+			h.db.err = errors.New("dial unix /run/pg/.s.PGSQL.5432: connect: connection refused")
+		},
 			500, "spawn_failed", "platform database unavailable: dial unix /run/pg/.s.PGSQL.5432: connect: connection refused"},
 		{"db-name-injection", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
@@ -378,7 +380,7 @@ func TestSpawnErrors(t *testing.T) {
 		{"pgbouncer-exec-fails", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
 			os.WriteFile(h.docker.ini, []byte("no databases section\n"), 0o644)
-		}, 500, "pgbouncer_add_failed", "Failed to add project database to PgBouncer: command failed with exit code 1: sockpin-pgbouncer: " },
+		}, 500, "pgbouncer_add_failed", "Failed to add project database to PgBouncer: command failed with exit code 1: sockpin-pgbouncer: "},
 		{"docker-unreachable", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
 			h.docker.setFail("inspect", errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
