@@ -163,54 +163,74 @@ func collectFields(t reflect.Type, out map[string]reflect.Type) {
 	}
 }
 
-// firstSet returns the dotted path of the first field of v that is set, or
-// "" when every field is empty. A nil or empty map, a nil slice, a nil
-// pointer and a pointer to an empty value are empty; an empty slice is not,
-// because the daemon reads [] differently from null for some fields (an
-// empty MaskedPaths unmasks everything).
+// emptyMeansSomething lists the fields for which the daemon reads an empty
+// list differently from none: an empty MaskedPaths or ReadonlyPaths turns
+// the default masking off. Everywhere else [] and null mean the same.
+var emptyMeansSomething = map[string]bool{"MaskedPaths": true, "ReadonlyPaths": true}
+
+// firstSet returns the dotted path (in JSON key names) of the first field
+// of v that is set, or "" when every field is empty. A nil or empty map or
+// slice, a nil pointer and a pointer to an empty value are empty, except
+// the fields of emptyMeansSomething, where [] is set.
 func firstSet(v reflect.Value, path string) string {
+	if set := setFields(v, path, "", 1); len(set) > 0 {
+		return set[0]
+	}
+	return ""
+}
+
+// setFields lists up to max set fields of v (see firstSet).
+func setFields(v reflect.Value, path, field string, max int) []string {
 	switch v.Kind() {
 	case reflect.Struct:
+		var out []string
 		t := v.Type()
-		for i := 0; i < v.NumField(); i++ {
-			if !t.Field(i).IsExported() {
+		for i := 0; i < v.NumField() && len(out) < max; i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
 				continue
 			}
-			child := joinPath(path, t.Field(i).Name)
-			if t.Field(i).Anonymous {
+			name := jsonName(f)
+			child := joinPath(path, name)
+			if f.Anonymous {
 				child = path
 			}
-			if p := firstSet(v.Field(i), child); p != "" {
-				return p
-			}
+			out = append(out, setFields(v.Field(i), child, name, max-len(out))...)
 		}
-		return ""
+		return out
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			return ""
+			return nil
 		}
-		return firstSet(v.Elem(), path)
-	case reflect.Map:
-		if v.Len() == 0 {
-			return ""
-		}
-		return path
-	case reflect.Slice:
-		if v.IsNil() {
-			return ""
-		}
-		return path
+		return setFields(v.Elem(), path, field, max)
 	case reflect.Array:
 		for i := 0; i < v.Len(); i++ {
-			if p := firstSet(v.Index(i), path); p != "" {
-				return p
+			if len(setFields(v.Index(i), path, field, 1)) > 0 {
+				return []string{path}
 			}
 		}
-		return ""
-	default:
-		if v.IsZero() {
-			return ""
-		}
-		return path
+		return nil
 	}
+	empty := false
+	switch v.Kind() {
+	case reflect.Map:
+		empty = v.Len() == 0
+	case reflect.Slice:
+		empty = v.IsNil() || v.Len() == 0 && !emptyMeansSomething[field]
+	default:
+		empty = v.IsZero()
+	}
+	if empty {
+		return nil
+	}
+	return []string{path}
+}
+
+// jsonName is the key encoding/json uses for a struct field.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" || name == "-" {
+		return f.Name
+	}
+	return name
 }

@@ -253,10 +253,7 @@ func (p *Policy) decideCreate(call *Call, body Body) (*Decision, error) {
 	if err := decodeStrict(body.Data, &req); err != nil {
 		return malformed(op, "%v", err), nil
 	}
-	name, named := call.Query["name"]
-	if !named {
-		return refuse(op, p.creates[0].name, "a container name is required"), nil
-	}
+	name := call.Query["name"]
 	var best *createRule
 	var bestReason string
 	for _, rule := range p.creates {

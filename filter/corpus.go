@@ -162,14 +162,15 @@ func headerBytes(br *bufio.Reader, max int) ([]byte, error) {
 }
 
 // Holds reports whether a case's trace meets its expectation: an allow
-// case's request is forwarded (or answered 404 for an unknown target); in
+// case's request is forwarded (or answered by the daemon during the target
+// lookup, such as 404 for an unknown target); in
 // a deny case nothing is forwarded, except that the first request of raw
 // bytes may pass when it is itself a legitimate request (legit holds
 // "METHOD target" of the corpus's allow cases): the attack is what follows.
 func (c Case) Holds(steps []Step, legit map[string]bool) bool {
 	if c.Expect == "allow" {
 		return len(steps) > 0 && (steps[0].Forwarded() ||
-			steps[0].Decision != nil && steps[0].Decision.Status == http.StatusNotFound)
+			steps[0].Decision != nil && steps[0].Decision.Rule == RuleLookup)
 	}
 	for i, s := range steps {
 		first := c.Raw != "" && i == 0 && legit[s.Method+" "+s.Target]

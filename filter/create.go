@@ -272,8 +272,19 @@ func (c *compiler) createGroup(what string, r *CreateRule, cr *createRule, group
 
 // check decides whether a create request fits the rule. It returns the
 // reason for a refusal, or "" when the request fits. req is not modified.
+// Fields the rule does not govern are checked first, so that a refusal
+// names the dangerous field (HostConfig.Privileged) rather than a detail.
 func (r *createRule) check(name string, req *container.CreateRequest) string {
+	if req.Config == nil {
+		return "the body has no container configuration"
+	}
+	if reason := r.ungoverned(req); reason != "" {
+		return reason
+	}
 	m := r.namePattern.FindStringSubmatch(name)
+	if name == "" {
+		return "a container name is required"
+	}
 	if m == nil {
 		return fmt.Sprintf("container name %q does not match %s", clip(name), r.nameSrc)
 	}
@@ -283,25 +294,50 @@ func (r *createRule) check(name string, req *container.CreateRequest) string {
 			vars[n] = m[i]
 		}
 	}
-	if req.Config == nil {
-		return "the body has no container configuration"
-	}
-	if reason := r.checkConfig(*req.Config, vars); reason != "" {
+	if reason := r.checkConfig(req.Config, vars); reason != "" {
 		return reason
 	}
 	if req.HostConfig == nil {
 		return "HostConfig.NetworkMode is required"
 	}
-	if reason := r.checkHost(*req.HostConfig); reason != "" {
+	if reason := r.checkHost(req.HostConfig); reason != "" {
 		return reason
 	}
 	return r.checkEndpoints(req)
 }
 
-// checkConfig checks the container configuration. cfg is a copy: each
-// field the rule allows is checked and then cleared, so that whatever is
-// left set is a field the rule does not allow.
-func (r *createRule) checkConfig(cfg container.Config, vars map[string]string) string {
+// ungoverned finds fields that are set although the rule does not name
+// them. It works on copies: the fields the rule governs are cleared, and
+// whatever is left set is refused. Host settings come first in the
+// message: they are where privilege comes from.
+func (r *createRule) ungoverned(req *container.CreateRequest) string {
+	const max = 4
+	var set []string
+	if req.HostConfig != nil {
+		hc := *req.HostConfig
+		hc.NetworkMode, hc.Binds, hc.RestartPolicy = "", nil, container.RestartPolicy{}
+		hc.SecurityOpt, hc.CapDrop = nil, nil
+		hc.PidsLimit, hc.Memory, hc.NanoCPUs = nil, 0, 0
+		if r.readOnly {
+			hc.ReadonlyRootfs = false
+		}
+		set = setFields(reflect.ValueOf(hc), "HostConfig", "", max)
+	}
+	cfg := *req.Config
+	cfg.Image, cfg.Labels, cfg.Cmd, cfg.Entrypoint, cfg.Env, cfg.Healthcheck =
+		"", nil, nil, nil, nil, nil
+	set = append(set, setFields(reflect.ValueOf(cfg), "", "", max-len(set))...)
+	switch {
+	case len(set) == 0:
+		return ""
+	case len(set) == 1:
+		return fmt.Sprintf("field %s is not allowed", set[0])
+	}
+	return fmt.Sprintf("fields %s are not allowed", strings.Join(set, ", "))
+}
+
+// checkConfig checks the container configuration fields the rule pins.
+func (r *createRule) checkConfig(cfg *container.Config, vars map[string]string) string {
 	img, err := normalizeImage(cfg.Image)
 	if err != nil || !slices.Contains(r.images, img) {
 		return fmt.Sprintf("image %q is not pinned (allowed: %s)",
@@ -321,11 +357,6 @@ func (r *createRule) checkConfig(cfg container.Config, vars map[string]string) s
 	}
 	if h := cfg.Healthcheck; h != nil && !sameHealthcheck(h, r.healthcheck) {
 		return "Healthcheck differs from the one the policy pins"
-	}
-	cfg.Image, cfg.Labels, cfg.Cmd, cfg.Entrypoint, cfg.Env, cfg.Healthcheck =
-		"", nil, nil, nil, nil, nil
-	if f := firstSet(reflect.ValueOf(cfg), ""); f != "" {
-		return fmt.Sprintf("field %s is not allowed", f)
 	}
 	return ""
 }
@@ -368,7 +399,8 @@ func (r *createRule) checkEnv(env []string) string {
 	return ""
 }
 
-func (r *createRule) checkHost(hc container.HostConfig) string {
+// checkHost checks the host configuration fields the rule pins.
+func (r *createRule) checkHost(hc *container.HostConfig) string {
 	if hc.NetworkMode == "" {
 		return "HostConfig.NetworkMode is required"
 	}
@@ -397,22 +429,10 @@ func (r *createRule) checkHost(hc container.HostConfig) string {
 			return fmt.Sprintf("dropping capability %q is not allowed", clip(cp))
 		}
 	}
-	if reason := r.checkLimits(hc); reason != "" {
-		return reason
-	}
-	hc.NetworkMode, hc.Binds, hc.RestartPolicy = "", nil, container.RestartPolicy{}
-	hc.SecurityOpt, hc.CapDrop = nil, nil
-	hc.PidsLimit, hc.Memory, hc.NanoCPUs = nil, 0, 0
-	if r.readOnly {
-		hc.ReadonlyRootfs = false
-	}
-	if f := firstSet(reflect.ValueOf(hc), "HostConfig"); f != "" {
-		return fmt.Sprintf("field %s is not allowed", f)
-	}
-	return ""
+	return r.checkLimits(hc)
 }
 
-func (r *createRule) checkLimits(hc container.HostConfig) string {
+func (r *createRule) checkLimits(hc *container.HostConfig) string {
 	if p := hc.PidsLimit; p != nil && *p != 0 && (*p < 0 || *p > r.pidsMax) {
 		return fmt.Sprintf("HostConfig.PidsLimit %d is not allowed (at most %d)", *p, r.pidsMax)
 	}

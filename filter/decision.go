@@ -44,11 +44,11 @@ type Decision struct {
 
 // Message is the text of the Docker-shaped error body of a refusal.
 func (d *Decision) Message() string {
-	switch d.Status {
-	case http.StatusForbidden:
-		return fmt.Sprintf("sockpin: %s (rule %s)", d.Reason, d.Rule)
-	case http.StatusNotFound:
+	switch {
+	case d.Rule == RuleLookup:
 		return d.Reason
+	case d.Status == http.StatusForbidden:
+		return fmt.Sprintf("sockpin: %s (rule %s)", d.Reason, d.Rule)
 	default:
 		return "sockpin: " + d.Reason
 	}
@@ -71,6 +71,9 @@ const (
 	RuleCanonical   = "canonical"
 	RuleDefaultDeny = "default-deny"
 	RuleSize        = "size-limit"
+	// RuleLookup marks an answer the daemon gave while a target was looked
+	// up (no such container, API version too new); it is passed on as is.
+	RuleLookup = "lookup"
 )
 
 func malformed(op Op, format string, args ...any) *Decision {
@@ -130,21 +133,40 @@ type Resolver interface {
 	Network(ctx context.Context, version, ref string) (*Network, error)
 }
 
-// NotFoundError reports a reference the daemon does not know. Message is
-// the daemon's own text.
-type NotFoundError struct {
+// LookupError is the daemon's error answer to a target lookup: no such
+// container (404), or a request it refuses (400 for an API version newer
+// than it speaks). Message is the daemon's own text.
+type LookupError struct {
+	Status  int
 	Message string
 }
 
-func (e *NotFoundError) Error() string { return e.Message }
+func (e *LookupError) Error() string { return e.Message }
 
-// resolved turns a resolver error into a 404 decision, or passes it on as
-// an error (the daemon could not be asked).
-func resolved(op Op, err error) (*Decision, error) {
-	var nf *NotFoundError
-	if errors.As(err, &nf) {
-		return &Decision{Op: op, Status: http.StatusNotFound, Rule: RuleDefaultDeny,
-			Reason: nf.Message}, nil
-	}
-	return nil, fmt.Errorf("resolving target of %s: %w", op, err)
+// notFound is the lookup error for an unknown reference.
+func notFound(format string, args ...any) *LookupError {
+	return &LookupError{Status: http.StatusNotFound, Message: fmt.Sprintf(format, args...)}
 }
+
+// resolved turns a lookup error into a decision that passes the daemon's
+// answer on, or returns the error when the daemon could not be asked.
+func resolved(op Op, err error) (*Decision, error) {
+	var le *LookupError
+	if errors.As(err, &le) {
+		return &Decision{Op: op, Status: le.Status, Rule: RuleLookup, Reason: le.Message}, nil
+	}
+	return nil, &ResolveError{Op: op, Err: err}
+}
+
+// ResolveError reports that a target could not be looked up because the
+// daemon could not be asked: no decision was made.
+type ResolveError struct {
+	Op  Op
+	Err error
+}
+
+func (e *ResolveError) Error() string {
+	return fmt.Sprintf("looking up the target of %s: %v", e.Op, e.Err)
+}
+
+func (e *ResolveError) Unwrap() error { return e.Err }

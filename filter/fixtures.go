@@ -159,7 +159,7 @@ func (f *Fixtures) ExpandCase(c Case) Case {
 func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Container, error) {
 	c := f.findContainer(ref)
 	if c == nil {
-		return nil, &NotFoundError{Message: "No such container: " + ref}
+		return nil, notFound("No such container: %s", ref)
 	}
 	inspect, _ := json.Marshal(map[string]any{
 		"Id": c.ID, "Name": "/" + c.Name,
@@ -197,13 +197,13 @@ func (f *Fixtures) Exec(_ context.Context, _, id string) (*Exec, error) {
 		if e.ID == id {
 			c := f.findContainer(e.Container)
 			if c == nil {
-				return nil, &NotFoundError{Message: "No such container: " + e.Container}
+				return nil, notFound("No such container: %s", e.Container)
 			}
 			inspect, _ := json.Marshal(map[string]any{"ID": e.ID, "ContainerID": c.ID})
 			return &Exec{ID: e.ID, ContainerID: c.ID, Inspect: inspect}, nil
 		}
 	}
-	return nil, &NotFoundError{Message: "No such exec instance: " + id}
+	return nil, notFound("No such exec instance: %s", id)
 }
 
 // Network resolves a network name, ID or ID prefix.
@@ -214,5 +214,5 @@ func (f *Fixtures) Network(_ context.Context, _, ref string) (*Network, error) {
 			return &Network{ID: n.ID, Name: n.Name, Inspect: inspect}, nil
 		}
 	}
-	return nil, &NotFoundError{Message: "network " + ref + " not found"}
+	return nil, notFound("network %s not found", ref)
 }

@@ -1,0 +1,315 @@
+// Package proxy is sockpin's forwarding handler: it asks the filter for a
+// decision on each request, sends allowed requests to the Docker daemon in
+// their canonical form, narrows answers, relays streams, and writes one
+// audit line per request.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/launchdb/sockpin/filter"
+)
+
+// Options are the proxy's runtime limits. Zero values take the defaults.
+type Options struct {
+	// MaxBodyBytes bounds a request body (413 above). Default 1 MiB.
+	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body. Default 30s.
+	BodyTimeout time.Duration
+	// RequestTimeout bounds an ordinary request from decision to the end of
+	// the answer. Streams (exec, wait, pull, stop) have no total limit.
+	// Default 2m.
+	RequestTimeout time.Duration
+	// MaxAnswerBytes bounds an answer that must be read whole to be
+	// narrowed (a list). Default 64 MiB.
+	MaxAnswerBytes int64
+	// CacheEntries bounds the container label cache. Default 4096.
+	CacheEntries int
+}
+
+func (o *Options) defaults() {
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.BodyTimeout == 0 {
+		o.BodyTimeout = 30 * time.Second
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 2 * time.Minute
+	}
+	if o.MaxAnswerBytes == 0 {
+		o.MaxAnswerBytes = 64 << 20
+	}
+	if o.CacheEntries == 0 {
+		o.CacheEntries = 4096
+	}
+}
+
+// Handler serves the Docker Engine API through a policy.
+type Handler struct {
+	policy  atomic.Pointer[filter.Policy]
+	up      *Upstream
+	res     *resolver
+	log     *slog.Logger
+	metrics *Metrics
+	opts    Options
+	streams streamSet
+	gen     atomic.Int64
+}
+
+// New builds a handler that sends allowed requests to up.
+func New(p *filter.Policy, up *Upstream, log *slog.Logger, m *Metrics, opts Options) *Handler {
+	opts.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	h := &Handler{up: up, log: log, metrics: m, opts: opts,
+		res: &resolver{up: up, cache: newLabelCache(opts.CacheEntries)}}
+	h.SetPolicy(p)
+	return h
+}
+
+// Policy returns the policy in force.
+func (h *Handler) Policy() *filter.Policy { return h.policy.Load() }
+
+// SetPolicy swaps in a new policy. Requests already being decided finish
+// under the policy they started with.
+func (h *Handler) SetPolicy(p *filter.Policy) {
+	old := h.policy.Swap(p)
+	if old != nil {
+		h.metrics.policyInfo.DeleteLabelValues(old.SHA256())
+	}
+	h.metrics.policyInfo.WithLabelValues(p.SHA256()).Set(1)
+	h.metrics.generation.Set(float64(h.gen.Add(1)))
+}
+
+// Generation counts the policies loaded, 1 after start.
+func (h *Handler) Generation() int64 { return h.gen.Load() }
+
+// ServeHTTP decides one request and answers it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(start.Add(h.opts.BodyTimeout))
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+	d, err := h.policy.Load().DecideHTTP(ctx, r, h.opts.MaxBodyBytes, h.res)
+	cancel()
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		h.metrics.upstreamErrors.Inc()
+		var re *filter.ResolveError
+		op := filter.OpUnknown
+		if errors.As(err, &re) {
+			op = re.Op
+		}
+		writeError(w, http.StatusBadGateway, "sockpin: the Docker daemon did not answer")
+		h.audit(r, &filter.Decision{Op: op, Status: http.StatusBadGateway}, start, err)
+		return
+	}
+	switch {
+	case !d.Allowed:
+		// A refused request ends the connection: nothing the client sent
+		// after it is read as another request.
+		w.Header().Set("Connection", "close")
+		writeError(w, d.Status, d.Message())
+		h.audit(r, d, start, nil)
+	case d.Answer != nil:
+		writeJSON(w, http.StatusOK, d.Answer)
+		d.Status = http.StatusOK
+		h.audit(r, d, start, nil)
+	default:
+		status, err := h.forward(w, r, d)
+		d.Status = status
+		if err != nil {
+			h.metrics.upstreamErrors.Inc()
+		}
+		h.audit(r, d, start, err)
+	}
+}
+
+// writeError answers in Docker's error shape, which the docker CLI prints.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	writeJSON(w, status, append(body, '\n'))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// forward sends an allowed request upstream and relays the answer. It
+// returns the status sent to the client.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, d *filter.Decision) (int, error) {
+	ctx := r.Context()
+	if !d.Stream {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.opts.RequestTimeout)
+		defer cancel()
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.opts.RequestTimeout))
+	}
+	target := d.Path
+	if d.Query != "" {
+		target += "?" + d.Query
+	}
+	out, err := NewRequest(ctx, r.Method, target, d.Body)
+	if err != nil {
+		return h.badGateway(w, err)
+	}
+	if d.Body != nil {
+		out.Header.Set("Content-Type", "application/json")
+	}
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		out.Header.Set("User-Agent", ua)
+	}
+	if d.Op == filter.OpImagePull {
+		if auth := r.Header.Get("X-Registry-Auth"); auth != "" {
+			out.Header.Set("X-Registry-Auth", auth)
+		}
+	}
+	if d.Hijack && wantsUpgrade(r) {
+		return h.hijack(w, out)
+	}
+	resp, err := h.up.RoundTrip(out)
+	if err != nil {
+		return h.badGateway(w, err)
+	}
+	defer resp.Body.Close()
+	if d.Narrows() && resp.StatusCode == http.StatusOK {
+		return h.narrowed(w, resp, d)
+	}
+	copyHeader(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	return resp.StatusCode, relayBody(w, resp)
+}
+
+func (h *Handler) badGateway(w http.ResponseWriter, err error) (int, error) {
+	writeError(w, http.StatusBadGateway, "sockpin: the Docker daemon did not answer")
+	return http.StatusBadGateway, err
+}
+
+// narrowed reads a list answer whole and passes on only what the client
+// may see.
+func (h *Handler) narrowed(w http.ResponseWriter, resp *http.Response, d *filter.Decision) (int, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, h.opts.MaxAnswerBytes+1))
+	if err == nil && int64(len(body)) > h.opts.MaxAnswerBytes {
+		err = errors.New("list answer is larger than the answer limit")
+	}
+	if err == nil {
+		body, err = d.Narrow(body)
+	}
+	if err != nil {
+		return h.badGateway(w, err)
+	}
+	copyHeader(w.Header(), resp.Header)
+	writeJSON(w, http.StatusOK, body)
+	return http.StatusOK, nil
+}
+
+// hopHeaders are connection-level headers that are never relayed.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		if !hopHeaders[k] {
+			dst[k] = v
+		}
+	}
+	if n := src.Get("Content-Length"); n != "" {
+		dst.Set("Content-Length", n)
+	}
+}
+
+// relayBody copies an answer to the client. An answer of unknown length is
+// a stream (followed output, pull progress): each piece is flushed as it
+// arrives.
+func relayBody(w http.ResponseWriter, resp *http.Response) error {
+	if resp.ContentLength >= 0 {
+		_, err := io.Copy(w, resp.Body)
+		return err
+	}
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// audit writes the request's one audit line and counts it.
+func (h *Handler) audit(r *http.Request, d *filter.Decision, start time.Time, err error) {
+	elapsed := time.Since(start)
+	decision, level := "allow", slog.LevelInfo
+	switch {
+	case err != nil && !d.Allowed:
+		decision, level = "error", slog.LevelError
+	case !d.Allowed:
+		decision, level = "deny", slog.LevelWarn
+	case err != nil:
+		level = slog.LevelError
+	}
+	h.metrics.requests.WithLabelValues(string(d.Op), decision).Inc()
+	if !d.Stream {
+		h.metrics.duration.WithLabelValues(string(d.Op)).Observe(elapsed.Seconds())
+	}
+	client := r.RemoteAddr
+	if client == "" || client == "@" {
+		client = "unix"
+	}
+	attrs := []slog.Attr{
+		slog.String("client", client),
+		slog.String("method", r.Method),
+		slog.String("path", clipPath(r.RequestURI)),
+		slog.String("op", string(d.Op)),
+		slog.String("decision", decision),
+		slog.String("rule", d.Rule),
+		slog.String("reason", d.Reason),
+		slog.String("container_id", d.ContainerID),
+		slog.String("project", d.Project),
+		slog.Int("status", d.Status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	h.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+func clipPath(s string) string {
+	const max = 512
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

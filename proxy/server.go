@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/launchdb/sockpin/filter"
+)
+
+// Config is everything the proxy needs to run.
+type Config struct {
+	// PolicyPath is the policy file, reloaded on Reload.
+	PolicyPath string
+	// Listen are the addresses serving the Engine API.
+	Listen []Address
+	// Upstream is the daemon's socket.
+	Upstream Address
+	// MetricsListen serves /metrics, /healthz and /readyz, never the API.
+	MetricsListen Address
+	// ReadHeaderTimeout bounds reading a request's headers (slow clients).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes kept-alive connections that stay idle.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 above).
+	MaxHeaderBytes int
+	// ShutdownTimeout is how long in-flight requests and streams may take
+	// to finish after SIGTERM before they are cut.
+	ShutdownTimeout time.Duration
+	// DialTimeout bounds connecting to the daemon.
+	DialTimeout time.Duration
+	Options
+}
+
+// Service is a running proxy: its listeners, handler and metrics.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	handler *Handler
+	metrics *Metrics
+	up      *Upstream
+	reload  sync.Mutex
+}
+
+// NewService loads the policy and prepares the proxy; it does not listen
+// yet.
+func NewService(cfg Config, log *slog.Logger) (*Service, error) {
+	p, err := filter.Load(cfg.PolicyPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range p.Warnings() {
+		log.Warn("policy warning", "policy", cfg.PolicyPath, "warning", w.Error())
+	}
+	m := NewMetrics()
+	up := NewUpstream(cfg.Upstream, cfg.DialTimeout)
+	s := &Service{cfg: cfg, log: log, metrics: m, up: up,
+		handler: New(p, up, log, m, cfg.Options)}
+	log.Info("policy loaded", "policy", cfg.PolicyPath, "sha256", p.SHA256(), "generation", 1)
+	return s, nil
+}
+
+// Handler returns the forwarding handler.
+func (s *Service) Handler() *Handler { return s.handler }
+
+// Reload loads the policy file again and swaps it in when it is valid. A
+// policy with any problem is not loaded: the old one stays in force.
+func (s *Service) Reload() error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	p, err := filter.Load(s.cfg.PolicyPath)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failed").Inc()
+		s.log.Error("policy reload failed; the previous policy stays in force",
+			"policy", s.cfg.PolicyPath, "error", err.Error())
+		return err
+	}
+	s.handler.SetPolicy(p)
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("policy reloaded", "policy", s.cfg.PolicyPath, "sha256", p.SHA256(),
+		"generation", s.handler.Generation())
+	return nil
+}
+
+// Listen opens a listener; a unix socket is created with mode 0660,
+// replacing a stale socket file.
+func Listen(addr Address) (net.Listener, error) {
+	if addr.Network == "unix" {
+		if fi, err := os.Lstat(addr.Addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(addr.Addr)
+		}
+	}
+	l, err := net.Listen(addr.Network, addr.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	if addr.Network == "unix" {
+		if err := os.Chmod(addr.Addr, 0o660); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+	}
+	return l, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully: listeners
+// close, in-flight requests and streams get ShutdownTimeout to finish,
+// then what is left is cut. reload receives a value for each reload
+// request (SIGHUP).
+func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	for _, a := range append(append([]Address{}, s.cfg.Listen...), s.cfg.MetricsListen) {
+		l, err := Listen(a)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		listeners = append(listeners, l)
+	}
+	api := s.apiServer()
+	metrics := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, len(listeners))
+	for i, l := range listeners {
+		srv := api
+		if i == len(listeners)-1 {
+			srv = metrics
+		}
+		go func() { errc <- srv.Serve(l) }()
+		s.log.Info("listening", "address", addrOf(l), "serves", map[bool]string{
+			true: "metrics", false: "engine-api"}[srv == metrics])
+	}
+	for {
+		select {
+		case <-reload:
+			_ = s.Reload()
+			continue
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				s.shutdown(api, metrics)
+				return err
+			}
+		case <-ctx.Done():
+			s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+			s.shutdown(api, metrics)
+			return nil
+		}
+	}
+}
+
+func addrOf(l net.Listener) string {
+	if l.Addr().Network() == "unix" {
+		return "unix://" + l.Addr().String()
+	}
+	return "tcp://" + l.Addr().String()
+}
+
+func (s *Service) shutdown(api, metrics *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := api.Shutdown(ctx); err != nil {
+			s.log.Warn("requests cut at shutdown deadline", "error", err.Error())
+			api.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.handler.WaitStreams(ctx)
+	}()
+	wg.Wait()
+	_ = metrics.Close()
+	s.up.CloseIdle()
+}
+
+func (s *Service) apiServer() *http.Server {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// HTTP/1.1 only: the Engine API is HTTP/1.1, and a second protocol is a
+	// second parser to get wrong.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	return srv
+}
+
+func (s *Service) metricsMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := s.up.Ping(ctx); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "sockpin: the Docker daemon is not ready: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
+	})
+	return mux
+}
