@@ -55,11 +55,13 @@ func TestFixturesLabelAndRemove(t *testing.T) {
 
 		net, err := cli.NetworkInspect(ctx, name, network.InspectOptions{})
 		if err != nil || net.Labels[RunLabel] != RunID() {
-			t.Errorf("network labels: got %v (err %v), want %s=%s", net.Labels, err, RunLabel, RunID())
+			t.Errorf("network labels: got %v (err %v), want %s=%s", net.Labels, err, RunLabel,
+				RunID())
 		}
 		vol, err := cli.VolumeInspect(ctx, name)
 		if err != nil || vol.Labels[RunLabel] != RunID() {
-			t.Errorf("volume labels: got %v (err %v), want %s=%s", vol.Labels, err, RunLabel, RunID())
+			t.Errorf("volume labels: got %v (err %v), want %s=%s", vol.Labels, err, RunLabel,
+				RunID())
 		}
 		img, err := cli.ImageInspect(ctx, tag)
 		if err != nil || img.Config.Labels[RunLabel] != RunID() {
@@ -91,7 +93,10 @@ func TestFixturesLabelAndRemove(t *testing.T) {
 		name    string
 		inspect func() error
 	}{
-		{"container", func() error { _, err := cli.ContainerInspect(ctx, containerID); return err }},
+		{"container", func() error {
+			_, err := cli.ContainerInspect(ctx, containerID)
+			return err
+		}},
 		{"network", func() error {
 			_, err := cli.NetworkInspect(ctx, name, network.InspectOptions{})
 			return err
@@ -196,6 +201,9 @@ func TestFixturesRefuseObjectsNotOurs(t *testing.T) {
 	cli := Client(t)
 	tag := standinForTest(t, cli)
 	const otherRun = "otherrun0000"
+	createContainer := func(tb testing.TB, name string) {
+		Container(tb, cli, Spec{Name: name, Image: tag})
+	}
 
 	tests := []struct {
 		name      string
@@ -235,19 +243,21 @@ func TestFixturesRefuseObjectsNotOurs(t *testing.T) {
 				f.image("sockpin-test/"+name+":v1", "")
 				f.container(name, "sockpin-test/"+name+":v1", "")
 			},
-			create:    func(tb testing.TB, name string) { Container(tb, cli, Spec{Name: name, Image: tag}) },
+			create:    createContainer,
 			wantFatal: "has no " + RunLabel + " label",
 		},
 		{
 			name:      "container-of-this-run",
 			setup:     func(f foreign, name string) { f.container(name, tag, RunID()) },
-			create:    func(tb testing.TB, name string) { Container(tb, cli, Spec{Name: name, Image: tag}) },
+			create:    createContainer,
 			wantFatal: "created earlier by this test run",
 		},
 		{
-			name:      "image-without-run-label",
-			setup:     func(f foreign, name string) { f.image("sockpin-test/"+name+":v1", "") },
-			create:    func(tb testing.TB, name string) { StandinImage(tb, cli, "sockpin-test/"+name+":v1") },
+			name:  "image-without-run-label",
+			setup: func(f foreign, name string) { f.image("sockpin-test/"+name+":v1", "") },
+			create: func(tb testing.TB, name string) {
+				StandinImage(tb, cli, "sockpin-test/"+name+":v1")
+			},
 			wantFatal: "has no " + RunLabel + " label",
 		},
 	}
@@ -281,11 +291,13 @@ func TestFixturesLeaveForeignObjectsAlone(t *testing.T) {
 
 	net, err := cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err != nil || net.Labels[RunLabel] != "" {
-		t.Errorf("foreign network after refusal: labels %v, err %v; want it unchanged", net.Labels, err)
+		t.Errorf("foreign network after refusal: labels %v, err %v; want it unchanged",
+			net.Labels, err)
 	}
 	vol, err := cli.VolumeInspect(ctx, name)
 	if err != nil || vol.Labels[RunLabel] != "" {
-		t.Errorf("foreign volume after refusal: labels %v, err %v; want it unchanged", vol.Labels, err)
+		t.Errorf("foreign volume after refusal: labels %v, err %v; want it unchanged",
+			vol.Labels, err)
 	}
 }
 

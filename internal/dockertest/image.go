@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,12 @@ func goBuild(t testing.TB, pkg, name string) string {
 	if out, ok := buildCache[pkg]; ok {
 		return out
 	}
-	out := filepath.Join(processDir(t), name)
+	// One directory per build keeps equal base names apart.
+	dir := filepath.Join(processDir(t), strconv.Itoa(len(buildCache)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("creating build directory: %v", err)
+	}
+	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Dir = ModuleRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -131,7 +137,9 @@ func staticBusybox(t testing.TB) []byte {
 // Dockerfile instructions changes and the run label, and removes the tag on
 // cleanup. Importing skips the builder: no intermediate containers or
 // images, and a fraction of a second. It returns the image ID.
-func importImage(t testing.TB, cli *client.Client, tag string, root rootfs, changes []string) string {
+func importImage(t testing.TB, cli *client.Client, tag string, root rootfs,
+	changes []string,
+) string {
 	t.Helper()
 	c, cancel := callCtx()
 	defer cancel()
@@ -227,7 +235,9 @@ func (r rootfs) tar(t testing.TB) io.Reader {
 	tw := tar.NewWriter(&buf)
 	for _, path := range paths {
 		e := r[path]
-		hdr := &tar.Header{Name: path, Mode: e.mode, Typeflag: tar.TypeReg, Size: int64(len(e.data))}
+		hdr := &tar.Header{
+			Name: path, Mode: e.mode, Typeflag: tar.TypeReg, Size: int64(len(e.data)),
+		}
 		switch {
 		case e.dir:
 			hdr.Name, hdr.Typeflag = path+"/", tar.TypeDir

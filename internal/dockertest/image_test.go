@@ -63,10 +63,11 @@ func TestStandinImageHealthcheck(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := WaitContainer(t, cli, ids[i], 15*time.Second, func(c container.InspectResponse) bool {
+			settled := func(c container.InspectResponse) bool {
 				h := c.State.Health
 				return h != nil && (h.Status == "healthy" || h.Status == "unhealthy")
-			})
+			}
+			got := WaitContainer(t, cli, ids[i], 15*time.Second, settled)
 			h := got.State.Health
 			if h.Status != tt.wantHealth {
 				t.Errorf("health: got %q, want %q", h.Status, tt.wantHealth)
@@ -126,7 +127,8 @@ func TestPgBouncerStandin(t *testing.T) {
 		t.Errorf("run label: got %q, want %q", got, RunID())
 	}
 	if _, ok := c.NetworkSettings.Networks[net]; !ok {
-		t.Errorf("networks: got %v, want %q", slices.Collect(maps.Keys(c.NetworkSettings.Networks)), net)
+		t.Errorf("networks: got %v, want %q",
+			slices.Collect(maps.Keys(c.NetworkSettings.Networks)), net)
 	}
 	if got := pgb.INI(); got != PgBouncerINI {
 		t.Errorf("initial INI: got %q, want PgBouncerINI", got)

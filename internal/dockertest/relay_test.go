@@ -79,6 +79,8 @@ type step struct {
 func TestRelayRecordsRequests(t *testing.T) {
 	relay := StartRelay(t, fakeDaemon(t))
 	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	hello := step{send: "GET /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true,
+		want: "200 hi"}
 	upgrade := "POST /v1.41/exec/abc/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n" +
 		"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -90,7 +92,7 @@ func TestRelayRecordsRequests(t *testing.T) {
 		{
 			name: "keep-alive-requests",
 			steps: []step{
-				{send: "GET /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true, want: "200 hi"},
+				hello,
 				{send: "POST /echo HTTP/1.1\r\nHost: docker\r\nContent-Length: 3\r\n\r\nabc",
 					response: true, method: "POST", want: "200 abc"},
 			},
@@ -100,17 +102,18 @@ func TestRelayRecordsRequests(t *testing.T) {
 			name: "chunked-body",
 			steps: []step{
 				{send: "POST /echo HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n" +
-					"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", response: true, method: "POST", want: "200 abcde"},
-				{send: "GET /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true, want: "200 hi"},
+					"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", response: true, method: "POST",
+					want: "200 abcde"},
+				hello,
 			},
 			want: []string{"POST /echo", "GET /hello"},
 		},
 		{
 			name: "head-answer-has-no-body",
 			steps: []step{
-				{send: "HEAD /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true, method: "HEAD",
-					want: "200 "},
-				{send: "GET /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true, want: "200 hi"},
+				{send: "HEAD /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true,
+					method: "HEAD", want: "200 "},
+				hello,
 			},
 			want: []string{"HEAD /hello", "GET /hello"},
 		},
@@ -127,7 +130,7 @@ func TestRelayRecordsRequests(t *testing.T) {
 			steps: []step{
 				{send: strings.Replace(upgrade, "/abc/", "/denied/", 1), response: true,
 					method: "POST", want: "404 "},
-				{send: "GET /hello HTTP/1.1\r\nHost: docker\r\n\r\n", response: true, want: "200 hi"},
+				hello,
 			},
 			want: []string{"POST /v1.41/exec/denied/start", "GET /hello"},
 		},

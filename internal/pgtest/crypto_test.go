@@ -70,7 +70,8 @@ func TestEncrypt(t *testing.T) {
 		name      string
 		plaintext string
 	}{
-		{name: "jwt-secret", plaintext: "ljW+uuBmO3OWA2+HP/0XckNWzQCoRHP0xS/ppta/b6RQP3HLjhIRNE7uyTobUFTO/D+q3gXg4CgOR9a4Fr/CZQ=="},
+		{name: "jwt-secret", plaintext: "ljW+uuBmO3OWA2+HP/0XckNWzQCoRHP0xS/ppta/b6RQP3HLjhIRNE7u" +
+			"yTobUFTO/D+q3gXg4CgOR9a4Fr/CZQ=="},
 		{name: "quote-in-secret", plaintext: `sec"ret`},
 		{name: "empty", plaintext: ""},
 	}

@@ -130,7 +130,8 @@ func TestCluster(t *testing.T) {
 
 		dbName, status, secrets := managerQueries(t, ctx, c.ManagerDSN(PlatformDB), id)
 		if dbName != id || status != "active" {
-			t.Errorf("project row: got db_name %q status %q, want %q and active", dbName, status, id)
+			t.Errorf("project row: got db_name %q status %q, want %q and active", dbName,
+				status, id)
 		}
 		if secrets[SecretJWT] != "jwt-1" || secrets[SecretDBPassword] != "pw-1" {
 			t.Errorf("secrets: got %v, want jwt-1 and pw-1", secrets)
@@ -221,7 +222,8 @@ func testGrants(t *testing.T, ctx context.Context, c *Cluster) {
 		{name: "reads-projects", dsn: c.ManagerDSN(PlatformDB),
 			sql: "SELECT count(*) FROM platform.projects"},
 		{name: "reads-granted-secret-columns", dsn: c.ManagerDSN(PlatformDB),
-			sql: "SELECT project_id, secret_type, encrypted_value, key_version FROM platform.secrets"},
+			sql: "SELECT project_id, secret_type, encrypted_value, key_version " +
+				"FROM platform.secrets"},
 		{name: "no-other-secret-columns", dsn: c.ManagerDSN(PlatformDB),
 			sql: "SELECT id FROM platform.secrets", wantState: "42501"},
 		{name: "no-owners", dsn: c.ManagerDSN(PlatformDB),
