@@ -37,6 +37,12 @@ const SocketPath = "/var/run/docker.sock"
 // value is RunID().
 const RunLabel = "sockpin.test.run"
 
+// FixtureLabel marks containers made by Container; its value is RunID().
+// Containers inherit their image's labels, so a container the code under
+// test creates from a stand-in image carries RunLabel too, but never
+// FixtureLabel: this label tells fixtures and such containers apart.
+const FixtureLabel = "sockpin.test.fixture"
+
 // callTimeout bounds every daemon call a helper makes.
 const callTimeout = 30 * time.Second
 

@@ -113,7 +113,7 @@ type Spec struct {
 }
 
 // Container creates and starts a container from spec with the run label and
-// removes it (forced) on cleanup. It returns the container ID. A container
+// FixtureLabel, and removes it (forced) on cleanup. It returns the container ID. A container
 // that already has spec.Name fails the test, whoever made it.
 func Container(t testing.TB, cli *client.Client, spec Spec) string {
 	t.Helper()
@@ -133,6 +133,7 @@ func Container(t testing.TB, cli *client.Client, spec Spec) string {
 	labels := Labels()
 	maps.Copy(labels, spec.Labels)
 	labels[RunLabel] = RunID()
+	labels[FixtureLabel] = RunID()
 	created, err := cli.ContainerCreate(c, &container.Config{
 		Image:       spec.Image,
 		Entrypoint:  spec.Entrypoint,

@@ -76,6 +76,7 @@ func TestFixturesLabelAndRemove(t *testing.T) {
 			got, want any
 		}{
 			{"run label", c.Config.Labels[RunLabel], RunID()},
+			{"fixture label", c.Config.Labels[FixtureLabel], RunID()},
 			{"role label", c.Config.Labels["io.launchdb.role"], "test"},
 			{"running", c.State.Running, true},
 			{"env has A=1", slices.Contains(c.Config.Env, "A=1"), true},

@@ -216,3 +216,36 @@ func TestDatabaseLines(t *testing.T) {
 		})
 	}
 }
+
+func TestStandinImageLabelsAreInherited(t *testing.T) {
+	cli := Client(t)
+	tag := standinForTest(t, cli)
+	// As the code under test would create it: only its own labels.
+	name := testName("made-by-code")
+	RemoveContainerOnCleanup(t, cli, name)
+	_, err := cli.ContainerCreate(context.Background(), &container.Config{Image: tag,
+		Labels: map[string]string{"io.launchdb.role": "postgrest"}}, nil, nil, nil, name)
+	if err != nil {
+		t.Fatalf("creating container: %v", err)
+	}
+	c, err := cli.ContainerInspect(context.Background(), name)
+	if err != nil {
+		t.Fatalf("inspecting container: %v", err)
+	}
+	tests := []struct {
+		name  string
+		label string
+		want  string
+	}{
+		{name: "run-label-inherited", label: RunLabel, want: RunID()},
+		{name: "no-fixture-label", label: FixtureLabel, want: ""},
+		{name: "own-label-kept", label: "io.launchdb.role", want: "postgrest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := c.Config.Labels[tt.label]; got != tt.want {
+				t.Errorf("label %s: got %q, want %q", tt.label, got, tt.want)
+			}
+		})
+	}
+}
