@@ -325,7 +325,17 @@ func (r *Relay) nextRequest(s *clientStream, pending chan<- exchange,
 func (r *Relay) daemonSide(client, up net.Conn, pending <-chan exchange) {
 	defer closeWrite(client)
 	br := bufio.NewReader(io.TeeReader(up, client))
-	for ex := range pending {
+	for {
+		// Wait for the daemon's next bytes, not for the next request: a
+		// daemon that closes an idle connection must close it for the
+		// client too.
+		if _, err := br.Peek(1); err != nil {
+			break
+		}
+		ex, ok := <-pending
+		if !ok {
+			break
+		}
 		resp, err := readFinalResponse(br, ex.method)
 		if err != nil {
 			if ex.hijack != nil {

@@ -47,6 +47,10 @@ func fakeDaemon(t *testing.T) string {
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hi")
 	})
+	mux.HandleFunc("GET /bye", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(w, r.Body)
 	})
@@ -225,6 +229,26 @@ func TestRelayRecordsBodyAndTime(t *testing.T) {
 	relay.Reset()
 	if got := relay.Requests(); len(got) != 0 {
 		t.Errorf("after Reset: got %d requests, want 0", len(got))
+	}
+}
+
+func TestRelayPassesOnDaemonClose(t *testing.T) {
+	relay := StartRelay(t, fakeDaemon(t))
+	conn, err := net.Dial("unix", relay.Path())
+	if err != nil {
+		t.Fatalf("dialing relay: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /bye HTTP/1.1\r\nHost: docker\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("read after the daemon closed: got %v, want EOF", err)
 	}
 }
 
