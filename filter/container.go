@@ -109,7 +109,8 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	if len(candidates) == 0 {
 		return refuse(op, RuleDefaultDeny, "%s", noGroupReason(p, call)), nil
 	}
-	c, err := r.Container(ctx, call.Version, ref, op == OpContainerInspect)
+	c, err := r.Container(ctx, answerVersion(call, op == OpContainerInspect), ref,
+		op == OpContainerInspect)
 	if err != nil {
 		return resolved(op, err)
 	}

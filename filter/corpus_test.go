@@ -5,7 +5,20 @@ import (
 	"testing"
 )
 
-const casesFile = "../testdata/redteam/cases.jsonl"
+// casesFiles are the shared red-team corpus and sockpin's own cases.
+var casesFiles = []string{"../testdata/redteam/cases.jsonl", "../testdata/redteam/sockpin-cases.jsonl"}
+
+func readAllCases(t testing.TB) []Case {
+	var all []Case
+	for _, f := range casesFiles {
+		cases, err := ReadCases(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, cases...)
+	}
+	return all
+}
 
 // TestCorpusOffline decides every case of the red-team corpus against the
 // default policy with fixtures in place of the daemon.
@@ -14,10 +27,7 @@ func TestCorpusOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases, err := ReadCases(casesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cases := readAllCases(t)
 	f := DefaultFixtures()
 	legit := LegitRequests(cases, f)
 	lim := Limits{MaxHeaderBytes: 64 << 10, MaxBodyBytes: 1 << 20}

@@ -121,6 +121,17 @@ type Network struct {
 	Inspect []byte
 }
 
+// answerVersion is the API version for a lookup: the client's when the
+// lookup's answer is passed to the client (an inspect must have the shape
+// the client asked for), none otherwise, so that the daemon's own version
+// serves a lookup whatever version the client names.
+func answerVersion(call *Call, answered bool) string {
+	if answered {
+		return call.Version
+	}
+	return ""
+}
+
 // Resolver looks targets up. The proxy asks the daemon; policy test reads
 // fixtures. Both feed the same decision code.
 type Resolver interface {

@@ -34,7 +34,7 @@ func (p *Policy) decideExecCreate(ctx context.Context, call *Call, body Body, r 
 		e := candidates[0].exec[0]
 		return refuse(op, candidates[0].name+"/"+e.name, "%s", e.check(opts)), nil
 	}
-	c, err := r.Container(ctx, call.Version, ref, false)
+	c, err := r.Container(ctx, "", ref, false)
 	if err != nil {
 		return resolved(op, err)
 	}
@@ -75,11 +75,11 @@ func (p *Policy) decideExec(ctx context.Context, call *Call, body Body, r Resolv
 			return malformed(op, "%v", err), nil
 		}
 	}
-	ex, err := r.Exec(ctx, call.Version, id)
+	ex, err := r.Exec(ctx, answerVersion(call, op == OpExecInspect), id)
 	if err != nil {
 		return resolved(op, err)
 	}
-	c, err := r.Container(ctx, call.Version, ex.ContainerID, false)
+	c, err := r.Container(ctx, "", ex.ContainerID, false)
 	if err != nil {
 		return resolved(op, err)
 	}

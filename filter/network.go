@@ -113,7 +113,7 @@ func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body
 	if !refPattern.MatchString(target) {
 		return malformed(op, "container reference %q is malformed", clip(target)), nil
 	}
-	n, err := r.Network(ctx, call.Version, ref)
+	n, err := r.Network(ctx, "", ref)
 	if err != nil {
 		return resolved(op, err)
 	}
@@ -121,7 +121,7 @@ func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body
 	if nr == nil || len(nr.connect) == 0 {
 		return refuse(op, RuleDefaultDeny, "network %q allows no connections", clip(ref)), nil
 	}
-	c, err := r.Container(ctx, call.Version, target, false)
+	c, err := r.Container(ctx, "", target, false)
 	if err != nil {
 		return resolved(op, err)
 	}
