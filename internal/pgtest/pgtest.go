@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,10 +72,15 @@ func start(t testing.TB, binDir string) *Cluster {
 	c := &Cluster{Host: "127.0.0.1", Port: freePort(t), binDir: binDir, password: randomHex(16)}
 	uid, gid := c.serverUser(t)
 
+	c.sweep()
 	// t.TempDir is root-only (0700); the server needs a directory it owns.
-	dir, err := os.MkdirTemp("", "sockpin-pg-")
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		t.Fatalf("creating cluster directory: %v", err)
+	}
+	owner := []byte(strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), owner, 0o644); err != nil {
+		t.Fatalf("writing owner file: %v", err)
 	}
 	c.dir, c.DataDir, c.SocketDir = dir, filepath.Join(dir, "data"), filepath.Join(dir, "sock")
 	t.Cleanup(func() { c.cleanup(t) })
@@ -98,6 +104,30 @@ func start(t testing.TB, binDir string) *Cluster {
 	c.Start(t)
 	c.CreateDatabase(t, PlatformDB)
 	return c
+}
+
+// dirPrefix names cluster directories in the system's temporary directory.
+const dirPrefix = "sockpin-pg-"
+
+// sweep stops and removes the clusters of test processes that died before
+// their cleanup ran (a test timeout, a kill), found by the PID each cluster
+// directory records.
+func (c *Cluster) sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(data))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		stale := &Cluster{binDir: c.binDir, dir: dir, asUser: c.asUser}
+		stale.command("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w",
+			"stop").Run()
+		os.RemoveAll(dir)
+	}
 }
 
 // serverUser returns the UID and GID the server runs as: postgres when the

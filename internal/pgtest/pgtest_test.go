@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -245,4 +246,29 @@ func testGrants(t *testing.T, ctx context.Context, c *Cluster) {
 			}
 		})
 	}
+}
+
+func TestStartSweepsClustersOfDeadProcesses(t *testing.T) {
+	ctx := context.Background()
+	orphan := Start(t)
+	// Pretend its test process died before its cleanup: record the PID of a
+	// process that has exited.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := []byte(strconv.Itoa(gone.Process.Pid))
+	if err := os.WriteFile(filepath.Join(orphan.dir, "owner.pid"), pid, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	Start(t)
+	if _, err := os.Stat(orphan.dir); !os.IsNotExist(err) {
+		t.Errorf("orphaned cluster directory: got %v, want it removed", err)
+	}
+	if conn, err := pgx.Connect(ctx, orphan.DSN(PlatformDB)); err == nil {
+		conn.Close(ctx)
+		t.Errorf("orphaned cluster: got a connection, want it stopped")
+	}
+	orphan.running = false
 }
