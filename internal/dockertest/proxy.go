@@ -144,6 +144,9 @@ func (p *Proxy) cleanup(t testing.TB) {
 	}
 	if t.Failed() {
 		t.Logf("proxy stderr:\n%s", p.Stderr())
+		if out := p.stdout.String(); out != "" {
+			t.Logf("proxy stdout:\n%s", out)
+		}
 	}
 }
 
