@@ -232,11 +232,19 @@ func redactInspect(body []byte, redact bool) ([]byte, error) {
 			name, _, _ := strings.Cut(e, "=")
 			env[i] = name + "=" + RedactedValue
 		}
-		cfg["Env"], _ = json.Marshal(env)
-		top["Config"], _ = json.Marshal(cfg)
+		cfg["Env"] = marshalPlain(env)
+		top["Config"] = marshalPlain(cfg)
 	}
-	out, err := json.Marshal(top)
-	return append(out, '\n'), err
+	return append(marshalPlain(top), '\n'), nil
+}
+
+// marshalPlain encodes without escaping <, > and &, as the daemon does.
+func marshalPlain(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
 // RedactedValue stands in for redacted environment values.

@@ -113,20 +113,25 @@ func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, u
 		}
 		toClient <- err
 	}()
-	upErr := drain(up, clientBuf)
-	if upErr == nil {
-		_, upErr = io.Copy(up, client)
-	}
-	// The client finished sending (stdin closed): tell the daemon, and keep
-	// relaying output until the daemon ends the stream.
-	if cw, ok := up.(interface{ CloseWrite() error }); ok && upErr == nil {
-		_ = cw.CloseWrite()
-	} else {
-		up.Close()
-	}
+	toUp := make(chan struct{})
+	go func() {
+		defer close(toUp)
+		err := drain(up, clientBuf)
+		if err == nil {
+			_, err = io.Copy(up, client)
+		}
+		// The client finished sending (stdin closed): tell the daemon, and
+		// keep relaying output until the daemon ends the stream.
+		if cw, ok := up.(interface{ CloseWrite() error }); ok && err == nil {
+			_ = cw.CloseWrite()
+		}
+	}()
+	// The stream is over when the daemon ends it or the client stops
+	// taking output; then both sides are closed.
 	err := <-toClient
 	client.Close()
 	up.Close()
+	<-toUp
 	if err != nil && !isClosedErr(err) {
 		return err
 	}

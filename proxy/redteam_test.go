@@ -71,7 +71,7 @@ func (c *corpus) restore() {
 			continue
 		case err != nil:
 			c.t.Fatalf("inspecting fixture %s: %v", spec.Name, err)
-		case info.Config.Labels[dockertest.RunLabel] != dockertest.RunID():
+		case info.Config.Labels[dockertest.FixtureLabel] == "":
 			// Made by a case through the proxy under a fixture's name.
 			_ = c.cli.ContainerRemove(ctx, spec.Name, container.RemoveOptions{Force: true})
 			dockertest.Container(c.t, c.cli, spec)
@@ -95,7 +95,7 @@ func (c *corpus) sweep() {
 		return
 	}
 	for _, ct := range list {
-		if ct.Labels[dockertest.RunLabel] == "" && time.Unix(ct.Created, 0).After(c.start.Add(-time.Second)) {
+		if ct.Labels[dockertest.FixtureLabel] == "" && time.Unix(ct.Created, 0).After(c.start.Add(-time.Second)) {
 			_ = c.cli.ContainerRemove(ctx, ct.ID, container.RemoveOptions{Force: true})
 		}
 	}
