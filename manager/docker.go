@@ -10,6 +10,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -119,6 +120,31 @@ func (s *Service) specMatches(c container.InspectResponse, projectID, network st
 		c.Config.Labels[LabelProject] == projectID &&
 		c.HostConfig.NetworkMode == wantHost.NetworkMode &&
 		slices.Equal(c.HostConfig.Binds, wantHost.Binds)
+}
+
+// findContainer returns the project's PostgREST container, found by listing PostgREST
+// containers with the project's label rather than by inspecting the name: the proxy
+// treats a request on a container that does not exist as a refused target lookup.
+func (s *Service) findContainer(ctx context.Context, projectID string) (container.InspectResponse, bool, error) {
+	lctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
+	defer cancel()
+	name := ContainerName(projectID)
+	cs, err := s.docker.ContainerList(lctx, container.ListOptions{
+		All: true,
+		Filters: filters.NewArgs(
+			filters.Arg("label", LabelRole+"="+RolePostgREST),
+			filters.Arg("label", LabelProject+"="+projectID),
+		),
+	})
+	if err != nil {
+		return container.InspectResponse{}, false, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	for _, c := range cs {
+		if slices.Contains(c.Names, "/"+name) {
+			return s.inspectContainer(ctx, c.ID)
+		}
+	}
+	return container.InspectResponse{}, false, nil
 }
 
 // inspectContainer returns the container's inspect answer; found is false when Docker

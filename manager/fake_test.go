@@ -86,6 +86,7 @@ type fakeEngine struct {
 	calls    []string
 	fail     map[string]error // by call name (e.g. "create", "stop")
 	nextID   int
+	ip       string // address inspect reports on launchdb-internal
 	inCreate int // concurrent creates in progress, to catch missing serialisation
 }
 
@@ -112,7 +113,7 @@ func newFakeEngine(t *testing.T) *fakeEngine {
 		t.Fatal(err)
 	}
 	e := &fakeEngine{t: t, byName: map[string]*fakeContainer{}, execs: map[string]*fakeExec{},
-		ini: ini, fail: map[string]error{}}
+		ini: ini, fail: map[string]error{}, ip: "172.18.0.9"}
 	e.byName[fakePgBouncer] = &fakeContainer{id: strings.Repeat("b", 64), name: fakePgBouncer, running: true,
 		cfg: container.Config{Labels: map[string]string{"io.launchdb.role": "pgbouncer"}}}
 	return e
@@ -189,7 +190,7 @@ func (e *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 	defer e.mu.Unlock()
 	var out []container.Summary
 	for _, c := range e.byName {
-		if c.cfg.Labels[LabelRole] != RolePostgREST || (!opts.All && !c.running) {
+		if !opts.Filters.MatchKVList("label", c.cfg.Labels) || (!opts.All && !c.running) {
 			continue
 		}
 		state, status := container.StateExited, "Exited (0) 1 second ago"
@@ -217,7 +218,7 @@ func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.
 		state.Status, state.Running = container.StateRunning, true
 	}
 	cfg, host := c.cfg, c.host
-	nets := map[string]*network.EndpointSettings{"launchdb-internal": {IPAddress: "172.18.0.9"}}
+	nets := map[string]*network.EndpointSettings{"launchdb-internal": {IPAddress: e.ip}}
 	return container.InspectResponse{
 		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: state, HostConfig: &host},
 		Config:            &cfg,

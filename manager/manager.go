@@ -36,6 +36,7 @@ type Service struct {
 	locks       *projectLocks
 	pgBouncerMu sync.Mutex
 	probeClient *http.Client
+	probePort   int // postgrestPort; unit tests point it at a local server
 
 	// ready waits until a container answers; waitReady, replaced in unit tests.
 	ready func(ctx context.Context, name, network string) error
@@ -54,6 +55,7 @@ func New(cfg Config, db Platform, docker Engine, log *slog.Logger) *Service {
 		metrics:     newMetrics(),
 		locks:       newProjectLocks(),
 		probeClient: newProbeClient(),
+		probePort:   postgrestPort,
 	}
 	s.ready = s.waitReady
 	return s

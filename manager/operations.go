@@ -32,7 +32,7 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 	ctx = context.WithoutCancel(ctx)
 
 	var errs []error
-	removed, err = s.stopAndRemove(ctx, ContainerName(projectID))
+	removed, err = s.stopAndRemove(ctx, projectID)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -59,20 +59,25 @@ func destroyOutcome(removed bool, err error) string {
 	return "cleaned_up"
 }
 
-// stopAndRemove stops the container with its grace period, then removes it. Docker's 404
-// means there is nothing to remove.
-func (s *Service) stopAndRemove(ctx context.Context, name string) (bool, error) {
+// stopAndRemove stops the project's container with its grace period, then removes it.
+// It reports whether there was a container to remove.
+func (s *Service) stopAndRemove(ctx context.Context, projectID string) (bool, error) {
+	c, found, err := s.findContainer(ctx, projectID)
+	if err != nil || !found {
+		return false, err
+	}
+	name := ContainerName(projectID)
 	sctx, cancel := context.WithTimeout(ctx, stopCallTimeout)
 	defer cancel()
 	grace := stopGraceSeconds
-	err := s.docker.ContainerStop(sctx, name, container.StopOptions{Timeout: &grace})
+	err = s.docker.ContainerStop(sctx, c.ID, container.StopOptions{Timeout: &grace})
 	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("stopping %s: %w", name, err)
 	}
-	return s.removeContainer(ctx, name)
+	return s.removeContainer(ctx, c.ID)
 }
 
 // joinErrors joins errors into one whose text is a single line, for a JSON message.
@@ -114,15 +119,14 @@ func (s *Service) Restart(ctx context.Context, projectID string) (err error) {
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
 
-	name := ContainerName(projectID)
-	c, found, err := s.inspectContainer(ctx, name)
+	c, found, err := s.findContainer(ctx, projectID)
 	if err != nil {
 		return failed("reload_failed", err)
 	}
 	if !found || !isRunning(c) {
 		return &apiError{status: http.StatusNotFound, code: "not_found", message: "Container not running"}
 	}
-	if err := s.restartContainer(ctx, name); err != nil {
+	if err := s.restartContainer(ctx, ContainerName(projectID)); err != nil {
 		return failed("reload_failed", err)
 	}
 	s.log.Info("container restarted", "project", projectID)

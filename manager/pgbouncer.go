@@ -93,6 +93,9 @@ func (s *Service) execPgBouncer(ctx context.Context, argv []string) (string, err
 		return "", fmt.Errorf("starting exec in %s: %w", s.cfg.PgBouncerContainer, err)
 	}
 	defer resp.Close()
+	// Nothing is sent on stdin: half-close at once, as the docker CLI does, so no relay on
+	// the way waits for the client's side of the stream.
+	_ = resp.CloseWrite()
 	if resp.Conn != nil {
 		// The hijacked connection outlives the request context; bound it explicitly.
 		_ = resp.Conn.SetDeadline(deadline)

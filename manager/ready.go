@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// Readiness probing. A container is ready when GET / on port 3000 answers below 400, the
-// test Docker's healthcheck (curl -f) applies, but probed every readyPollInterval instead of
-// after Docker's first 30 s interval.
+// Readiness probing. A container is ready when GET / on port 3000 answers below 400 (what
+// the image's healthcheck, curl -f, accepts), checked every readyPollInterval instead of
+// after Docker's first 30 s healthcheck interval.
 const (
 	readyPollInterval = 250 * time.Millisecond
 	readyProbeTimeout = 2 * time.Second
@@ -101,7 +101,7 @@ func (s *Service) containerAddr(ctx context.Context, name, network string) (stri
 
 // probe sends one GET / to host:3000.
 func (s *Service) probe(ctx context.Context, host string) error {
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(postgrestPort)) + "/"
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(s.probePort)) + "/"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

@@ -383,8 +383,8 @@ func TestSpawnErrors(t *testing.T) {
 		}, 500, "pgbouncer_add_failed", "Failed to add project database to PgBouncer: command failed with exit code 1: sockpin-pgbouncer: "},
 		{"docker-unreachable", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
-			h.docker.setFail("inspect", errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
-		}, 500, "spawn_failed", "inspecting postgrest-" + testID + ": Cannot connect to the Docker daemon at tcp://proxy:2375"},
+			h.docker.setFail("list", errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
+		}, 500, "spawn_failed", "looking up postgrest-" + testID + ": Cannot connect to the Docker daemon at tcp://proxy:2375"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,11 +442,11 @@ func TestDestroy(t *testing.T) {
 func TestDestroyDockerDownNamesWhatFailed(t *testing.T) {
 	h := newHarness(t)
 	down := errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375")
-	h.docker.setFail("stop", down)
+	h.docker.setFail("list", down)
 	h.docker.setFail("exec", down)
 	_, err := h.svc.Destroy(context.Background(), testID)
 	wantStatus(t, err, 500, "destroy_failed")
-	want := "stopping postgrest-" + testID + ": " + down.Error() +
+	want := "looking up postgrest-" + testID + ": " + down.Error() +
 		"; removing PgBouncer line: creating exec in launchdb-pgbouncer: " + down.Error()
 	var ae *apiError
 	errors.As(err, &ae)

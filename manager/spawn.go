@@ -134,12 +134,11 @@ func (s *Service) readSecrets(ctx context.Context, projectID string) (ProjectSec
 
 // converge brings Docker, PgBouncer and the config file in line with want.
 func (s *Service) converge(ctx context.Context, want desired) (SpawnResult, error) {
-	name := ContainerName(want.projectID)
 	prev, err := readConfigFile(s.configPath(want.projectID))
 	if err != nil {
 		return SpawnResult{}, err
 	}
-	cur, found, err := s.inspectContainer(ctx, name)
+	cur, found, err := s.findContainer(ctx, want.projectID)
 	if err != nil {
 		return SpawnResult{}, err
 	}
@@ -156,7 +155,7 @@ func (s *Service) converge(ctx context.Context, want desired) (SpawnResult, erro
 		// recreate rather than report a container that is not what the manager would run.
 		s.log.Info("removing container before re-creating it", "project", want.projectID,
 			"container_id", cur.ID, "state", stateOf(cur))
-		if _, err := s.removeContainer(ctx, name); err != nil {
+		if _, err := s.removeContainer(ctx, cur.ID); err != nil {
 			return SpawnResult{}, err
 		}
 	}
