@@ -87,7 +87,7 @@ type fakeEngine struct {
 	fail     map[string]error // by call name (e.g. "create", "stop")
 	nextID   int
 	ip       string // address inspect reports on launchdb-internal
-	inCreate int // concurrent creates in progress, to catch missing serialisation
+	inCreate int    // concurrent creates in progress, to catch missing serialisation
 }
 
 type fakeContainer struct {
