@@ -82,9 +82,41 @@ func Unavailable(t testing.TB, format string, args ...any) {
 // Client returns a client for the daemon on SocketPath with API version
 // negotiation, closed on cleanup. An unreachable daemon fails the test under
 // CI=true and skips it otherwise.
+//
+// The first call in a test process also takes an exclusive lock shared by
+// every sockpin test process on the machine, held until the process exits:
+// tests use fixed names (launchdb-pgbouncer, launchdb-internal), so two
+// test processes must not use the daemon at the same time.
 func Client(t testing.TB) *client.Client {
 	t.Helper()
+	lockDaemon(t)
 	return clientFor(t, SocketPath)
+}
+
+var (
+	daemonLockOnce sync.Once
+	daemonLockErr  error
+)
+
+// lockDaemon takes the machine-wide test lock once per process.
+func lockDaemon(t testing.TB) {
+	t.Helper()
+	daemonLockOnce.Do(func() {
+		path := filepath.Join(os.TempDir(), "sockpin-docker-tests.lock")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			daemonLockErr = err
+			return
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			t.Logf("waiting for another sockpin test process to finish with the Docker daemon (%s)", path)
+			daemonLockErr = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		}
+		// f stays open: the lock lasts as long as the process.
+	})
+	if daemonLockErr != nil {
+		t.Fatalf("taking the Docker test lock: %v", daemonLockErr)
+	}
 }
 
 func clientFor(t testing.TB, socket string) *client.Client {
