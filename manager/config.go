@@ -94,15 +94,21 @@ func EnvVars() []EnvVar {
 		{"INTERNAL_API_KEY", "", true, "shared secret expected in X-Internal-Key"},
 		{"PLATFORM_DB_DSN", "", true, "platform database URL (libpq syntax)"},
 		{"LAUNCHDB_MASTER_KEY", "", true, "base64 of the 32-byte AES-256-GCM key for secrets"},
-		{"DOCKER_HOST", "tcp://docker-socket-proxy:2375", false, "Docker API (the sockpin proxy): tcp:// or unix://"},
+		{"DOCKER_HOST", "tcp://docker-socket-proxy:2375", false,
+			"Docker API (the sockpin proxy): tcp:// or unix://"},
 		{"DOMAIN", "", false, "passed to PostgREST containers as DOMAIN when set"},
 		{"POSTGREST_IMAGE", "launchdb/postgrest:v1", false, "PostgREST image"},
-		{"POSTGREST_CONFIG_DIR", "/etc/postgrest/projects", false, "directory the manager writes configs to"},
-		{"POSTGREST_CONFIG_VOLUME", "launchdb_postgrest-projects", false, "volume PostgREST containers mount at /etc/postgrest/projects"},
-		{"POSTGREST_NETWORK", "", false, "tenant network (empty: first network of the PgBouncer container)"},
+		{"POSTGREST_CONFIG_DIR", "/etc/postgrest/projects", false,
+			"directory the manager writes configs to"},
+		{"POSTGREST_CONFIG_VOLUME", "launchdb_postgrest-projects", false,
+			"volume PostgREST containers mount at /etc/postgrest/projects"},
+		{"POSTGREST_NETWORK", "", false,
+			"tenant network (empty: first network of the PgBouncer container)"},
 		{"PGBOUNCER_CONTAINER", "launchdb-pgbouncer", false, "PgBouncer container name"},
-		{"PGBOUNCER_INI", "/etc/pgbouncer/pgbouncer.ini", false, "pgbouncer.ini path inside the PgBouncer container"},
-		{"SPAWN_READY_TIMEOUT", "20s", false, "how long spawn waits for a container to answer on :3000"},
+		{"PGBOUNCER_INI", "/etc/pgbouncer/pgbouncer.ini", false,
+			"pgbouncer.ini path inside the PgBouncer container"},
+		{"SPAWN_READY_TIMEOUT", "20s", false,
+			"how long spawn waits for a container to answer on :3000"},
 		{"SHUTDOWN_TIMEOUT", "30s", false, "how long SIGTERM waits for in-flight operations"},
 	}
 }
@@ -181,7 +187,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		bad("POSTGREST_CONFIG_DIR", "want an absolute path, got %q", cfg.ConfigDir)
 	}
 	if cfg.ConfigVolume == "" || strings.Contains(cfg.ConfigVolume, ":") {
-		bad("POSTGREST_CONFIG_VOLUME", "want a volume name or absolute host path without ':', got %q", cfg.ConfigVolume)
+		bad("POSTGREST_CONFIG_VOLUME",
+			"want a volume name or absolute host path without ':', got %q", cfg.ConfigVolume)
 	}
 	if cfg.Network != "" && !containerNamePattern.MatchString(cfg.Network) {
 		bad("POSTGREST_NETWORK", "not a network name: %q", cfg.Network)

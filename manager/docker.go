@@ -72,7 +72,9 @@ func ContainerName(projectID string) string { return "postgrest-" + projectID }
 
 // containerSpec returns the create request for a project's PostgREST container: exactly
 // the fields the proxy's policy pins, nothing else.
-func (s *Service) containerSpec(projectID, network string) (*container.Config, *container.HostConfig) {
+func (s *Service) containerSpec(projectID, network string) (
+	*container.Config, *container.HostConfig,
+) {
 	var env []string
 	if s.cfg.Domain != "" {
 		env = []string{"DOMAIN=" + s.cfg.Domain}
@@ -89,7 +91,8 @@ func (s *Service) containerSpec(projectID, network string) (*container.Config, *
 		// Kept for operators (docker ps shows health); the manager probes readiness
 		// itself because the first probe would only run 30 s after start.
 		Healthcheck: &container.HealthConfig{
-			Test:        []string{"CMD", "curl", "-f", fmt.Sprintf("http://localhost:%d/", postgrestPort)},
+			Test: []string{"CMD", "curl", "-f",
+				fmt.Sprintf("http://localhost:%d/", postgrestPort)},
 			Interval:    30 * time.Second,
 			Timeout:     10 * time.Second,
 			Retries:     3,
@@ -125,7 +128,9 @@ func (s *Service) specMatches(c container.InspectResponse, projectID, network st
 // findContainer returns the project's PostgREST container, found by listing PostgREST
 // containers with the project's label rather than by inspecting the name: the proxy
 // treats a request on a container that does not exist as a refused target lookup.
-func (s *Service) findContainer(ctx context.Context, projectID string) (container.InspectResponse, bool, error) {
+func (s *Service) findContainer(ctx context.Context, projectID string) (
+	container.InspectResponse, bool, error,
+) {
 	lctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
 	name := ContainerName(projectID)
@@ -149,7 +154,9 @@ func (s *Service) findContainer(ctx context.Context, projectID string) (containe
 
 // inspectContainer returns the container's inspect answer; found is false when Docker
 // reports it absent.
-func (s *Service) inspectContainer(ctx context.Context, name string) (container.InspectResponse, bool, error) {
+func (s *Service) inspectContainer(ctx context.Context, name string) (
+	container.InspectResponse, bool, error,
+) {
 	ctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
 	c, err := s.docker.ContainerInspect(ctx, name)
@@ -178,7 +185,8 @@ func (s *Service) tenantNetwork(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("detecting the tenant network: %w", err)
 	}
 	if !found || c.NetworkSettings == nil || len(c.NetworkSettings.Networks) == 0 {
-		return "", fmt.Errorf("detecting the tenant network: %s has no network", s.cfg.PgBouncerContainer)
+		return "", fmt.Errorf("detecting the tenant network: %s has no network",
+			s.cfg.PgBouncerContainer)
 	}
 	names := make([]string, 0, len(c.NetworkSettings.Networks))
 	for n := range c.NetworkSettings.Networks {

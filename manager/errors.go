@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -29,7 +30,7 @@ func asAPIError(err error, fallbackCode string) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	return &apiError{status: http.StatusInternalServerError, code: fallbackCode, message: err.Error(), cause: err}
+	return failed(fallbackCode, err)
 }
 
 // Error codes and fixed messages of the Node manager (spec 1.9), kept for operators.
@@ -44,5 +45,12 @@ func badRequest(msg string) *apiError {
 
 // failed returns a 500 with code whose message is err's text. err must not carry secrets.
 func failed(code string, err error) *apiError {
-	return &apiError{status: http.StatusInternalServerError, code: code, message: err.Error(), cause: err}
+	return &apiError{status: http.StatusInternalServerError, code: code,
+		message: err.Error(), cause: err}
+}
+
+// lockFailed is the error of an operation that gave up waiting for its project's lock,
+// because its caller went away.
+func lockFailed(code, projectID string, err error) *apiError {
+	return failed(code, fmt.Errorf("waiting for another operation on %s: %w", projectID, err))
 }

@@ -46,10 +46,11 @@ func (s *Service) Handler() http.Handler {
 	r.HandleFunc("/health", s.handleHealth).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})).
 		Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/internal/postgrest/spawn", s.requireKey(s.handleSpawn)).Methods(http.MethodPost)
-	r.Handle("/internal/postgrest/{projectId}", s.requireKey(s.handleDestroy)).Methods(http.MethodDelete)
-	r.Handle("/internal/postgrest/{projectId}/restart", s.requireKey(s.handleRestart)).Methods(http.MethodPost)
-	r.Handle("/internal/postgrest", s.requireKey(s.handleList)).Methods(http.MethodGet, http.MethodHead)
+	const api = "/internal/postgrest"
+	r.Handle(api+"/spawn", s.requireKey(s.handleSpawn)).Methods(http.MethodPost)
+	r.Handle(api+"/{projectId}", s.requireKey(s.handleDestroy)).Methods(http.MethodDelete)
+	r.Handle(api+"/{projectId}/restart", s.requireKey(s.handleRestart)).Methods(http.MethodPost)
+	r.Handle(api, s.requireKey(s.handleList)).Methods(http.MethodGet, http.MethodHead)
 
 	return s.logRequests(recoverPanics(normalizePath(r)))
 }
@@ -218,7 +219,8 @@ func (s *Service) requireKey(next http.HandlerFunc) http.Handler {
 func (s *Service) handleHealth(w http.ResponseWriter, r *http.Request) {
 	problems := s.Health(r.Context())
 	if len(problems) == 0 {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "postgrest-manager"})
+		writeJSON(w, http.StatusOK,
+			map[string]string{"status": "healthy", "service": "postgrest-manager"})
 		return
 	}
 	// The body names what is down; the detail goes to the log, since /health is open.
@@ -279,11 +281,11 @@ func (s *Service) handleDestroy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, asAPIError(err, "destroy_failed"))
 		return
 	}
+	body := statusBody{id, "cleaned_up", "PgBouncer cleaned (container not found)"}
 	if removed {
-		writeJSON(w, http.StatusOK, statusBody{id, "stopped", "Container stopped and PgBouncer cleaned"})
-		return
+		body = statusBody{id, "stopped", "Container stopped and PgBouncer cleaned"}
 	}
-	writeJSON(w, http.StatusOK, statusBody{id, "cleaned_up", "PgBouncer cleaned (container not found)"})
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Service) handleRestart(w http.ResponseWriter, r *http.Request) {
@@ -296,7 +298,8 @@ func (s *Service) handleRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The message is the Node manager's; the operation is a Docker restart (see Restart).
-	writeJSON(w, http.StatusOK, statusBody{id, "reloaded", "PostgREST configuration reloaded via SIGHUP"})
+	writeJSON(w, http.StatusOK,
+		statusBody{id, "reloaded", "PostgREST configuration reloaded via SIGHUP"})
 }
 
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
@@ -324,12 +327,10 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) (any, *apiError) {
 		return map[string]any{}, nil
 	}
 	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" {
-		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			message: fmt.Sprintf("unsupported charset %q", strings.ToUpper(cs))}
+		return nil, unsupportedMedia(fmt.Sprintf("unsupported charset %q", strings.ToUpper(cs)))
 	}
 	if ce := strings.ToLower(r.Header.Get("Content-Encoding")); ce != "" && ce != "identity" {
-		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			message: fmt.Sprintf("unsupported content encoding %q", ce)}
+		return nil, unsupportedMedia(fmt.Sprintf("unsupported content encoding %q", ce))
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
@@ -368,6 +369,11 @@ func projectIDFromBody(body any) (string, *apiError) {
 		return "", badRequest(msgIDInvalid)
 	}
 	return id, nil
+}
+
+func unsupportedMedia(msg string) *apiError {
+	return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
+		message: msg}
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

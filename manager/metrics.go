@@ -39,7 +39,8 @@ func newMetrics() *metrics {
 		}, []string{"route", "method", "status"}),
 	}
 	m.registry.MustRegister(m.operations, m.duration, m.inFlight, m.requests,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -26,7 +26,7 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 
 	unlock, err := s.locks.lock(ctx, projectID)
 	if err != nil {
-		return false, failed("destroy_failed", fmt.Errorf("waiting for another operation on %s: %w", projectID, err))
+		return false, lockFailed("destroy_failed", projectID, err)
 	}
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
@@ -114,7 +114,7 @@ func (s *Service) Restart(ctx context.Context, projectID string) (err error) {
 
 	unlock, err := s.locks.lock(ctx, projectID)
 	if err != nil {
-		return failed("reload_failed", fmt.Errorf("waiting for another operation on %s: %w", projectID, err))
+		return lockFailed("reload_failed", projectID, err)
 	}
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
@@ -124,7 +124,8 @@ func (s *Service) Restart(ctx context.Context, projectID string) (err error) {
 		return failed("reload_failed", err)
 	}
 	if !found || !isRunning(c) {
-		return &apiError{status: http.StatusNotFound, code: "not_found", message: "Container not running"}
+		return &apiError{status: http.StatusNotFound, code: "not_found",
+			message: "Container not running"}
 	}
 	if err := s.restartContainer(ctx, ContainerName(projectID)); err != nil {
 		return failed("reload_failed", err)

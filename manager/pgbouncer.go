@@ -35,7 +35,8 @@ func PgBouncerScript() string { return pgBouncerScript }
 // used by the script and the manager passes the project ID, which is what platform-api
 // stores as db_name.
 func PgBouncerArgv(op, projectID, dbName, iniPath string) []string {
-	return []string{"sh", "-c", pgBouncerScript, "sockpin-pgbouncer", op, projectID, dbName, iniPath}
+	return []string{"sh", "-c", pgBouncerScript, "sockpin-pgbouncer",
+		op, projectID, dbName, iniPath}
 }
 
 // Limits for one PgBouncer edit. The script waits up to about 10 s for its lock directory.
@@ -67,7 +68,8 @@ func (s *Service) editPgBouncer(ctx context.Context, op, projectID, dbName strin
 	kctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
 	if err := s.docker.ContainerKill(kctx, s.cfg.PgBouncerContainer, "SIGHUP"); err != nil {
-		return true, fmt.Errorf("reloading PgBouncer (SIGHUP to %s): %w", s.cfg.PgBouncerContainer, err)
+		return true, fmt.Errorf("reloading PgBouncer (SIGHUP to %s): %w",
+			s.cfg.PgBouncerContainer, err)
 	}
 	return true, nil
 }
@@ -79,12 +81,9 @@ func (s *Service) execPgBouncer(ctx context.Context, argv []string) (string, err
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 
-	created, err := s.docker.ContainerExecCreate(ctx, s.cfg.PgBouncerContainer, container.ExecOptions{
-		User:         "root",
-		AttachStdout: true,
-		AttachStderr: true,
-		Cmd:          argv,
-	})
+	// Exactly what the policy pins: root, output attached, no stdin, no tty, no env.
+	opts := container.ExecOptions{User: "root", AttachStdout: true, AttachStderr: true, Cmd: argv}
+	created, err := s.docker.ContainerExecCreate(ctx, s.cfg.PgBouncerContainer, opts)
 	if err != nil {
 		return "", fmt.Errorf("creating exec in %s: %w", s.cfg.PgBouncerContainer, err)
 	}
@@ -133,7 +132,8 @@ func (s *Service) execExitCode(ctx context.Context, execID string) (int, error) 
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("exec in %s still running: %w", s.cfg.PgBouncerContainer, ctx.Err())
+			return 0, fmt.Errorf("exec in %s still running: %w",
+				s.cfg.PgBouncerContainer, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -29,7 +29,9 @@ func newProbeClient() *http.Client {
 			DialContext:         (&net.Dialer{Timeout: readyProbeTimeout}).DialContext,
 			TLSHandshakeTimeout: readyProbeTimeout,
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 }
 

@@ -73,11 +73,13 @@ func (s *Service) reconcileContainer(ctx context.Context, id, state string) erro
 
 	p, err := s.db.Project(ctx, id)
 	if err != nil {
-		s.log.Warn("reconcile: cannot check PgBouncer line without the project row", "project", id, "error", err)
+		s.log.Warn("reconcile: cannot check PgBouncer line without the project row",
+			"project", id, "error", err)
 		return nil
 	}
 	if p.Status != "active" {
-		s.log.Warn("drift: running container of a project that is not active", "project", id, "status", p.Status)
+		s.log.Warn("drift: running container of a project that is not active",
+			"project", id, "status", p.Status)
 	}
 	if !ValidProjectID(p.DBName) {
 		s.log.Warn("drift: project has an invalid db_name", "project", id)

@@ -46,7 +46,7 @@ func (s *Service) Spawn(ctx context.Context, projectID string) (res SpawnResult,
 
 	unlock, err := s.locks.lock(ctx, projectID)
 	if err != nil {
-		return SpawnResult{}, failed("spawn_failed", fmt.Errorf("waiting for another operation on %s: %w", projectID, err))
+		return SpawnResult{}, lockFailed("spawn_failed", projectID, err)
 	}
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
@@ -82,7 +82,7 @@ func (s *Service) desiredState(ctx context.Context, projectID string) (desired, 
 			message: "Project " + projectID + " not found"}
 	}
 	if err != nil {
-		return desired{}, failed("spawn_failed", fmt.Errorf("platform database unavailable: %w", err))
+		return desired{}, dbUnavailable(err)
 	}
 	if p.Status != "active" {
 		return desired{}, &apiError{status: http.StatusBadRequest, code: "project_not_active",
@@ -90,7 +90,8 @@ func (s *Service) desiredState(ctx context.Context, projectID string) (desired, 
 	}
 	// db_name reaches a root shell in PgBouncer and the db-uri: it must be a plain ID.
 	if !ValidProjectID(p.DBName) {
-		return desired{}, failed("spawn_failed", fmt.Errorf("project %s has an invalid db_name %q", projectID, p.DBName))
+		return desired{}, failed("spawn_failed",
+			fmt.Errorf("project %s has an invalid db_name %q", projectID, p.DBName))
 	}
 
 	secrets, err := s.readSecrets(ctx, projectID)
@@ -98,7 +99,12 @@ func (s *Service) desiredState(ctx context.Context, projectID string) (desired, 
 		return desired{}, err
 	}
 	config := BuildPostgRESTConfig(projectID, p.DBName, secrets)
-	return desired{projectID: projectID, dbName: p.DBName, config: config, hash: ConfigHash(config)}, nil
+	return desired{projectID: projectID, dbName: p.DBName, config: config,
+		hash: ConfigHash(config)}, nil
+}
+
+func dbUnavailable(err error) *apiError {
+	return failed("spawn_failed", fmt.Errorf("platform database unavailable: %w", err))
 }
 
 // readSecrets fetches and decrypts the newest JWT secret and database password.
@@ -115,7 +121,7 @@ func (s *Service) readSecrets(ctx context.Context, projectID string) (ProjectSec
 				code: "secret_not_found", message: missing[typ]}
 		}
 		if err != nil {
-			return ProjectSecrets{}, failed("spawn_failed", fmt.Errorf("platform database unavailable: %w", err))
+			return ProjectSecrets{}, dbUnavailable(err)
 		}
 		plain[i], err = s.cfg.MasterKey.Decrypt(blob)
 		// An empty secret decrypts (platform-api can store one) but would give PostgREST an
@@ -166,13 +172,15 @@ func (s *Service) converge(ctx context.Context, want desired) (SpawnResult, erro
 // answers; a changed config (or a file written after the container started, which it has
 // therefore not read) means write, restart and wait. A failed reload puts the old file
 // back, so the next spawn sees the change again instead of skipping it.
-func (s *Service) refresh(ctx context.Context, want desired, prev configFile, cur container.InspectResponse, network string) (SpawnResult, error) {
+func (s *Service) refresh(ctx context.Context, want desired, prev configFile,
+	cur container.InspectResponse, network string,
+) (SpawnResult, error) {
 	name := ContainerName(want.projectID)
 	res := SpawnResult{ProjectID: want.projectID, ContainerID: name, ContainerName: name,
 		Port: postgrestPort, ConfigHash: want.hash}
 
-	current := prev.exists && bytes.Equal(prev.data, want.config) && !loadedBefore(cur, prev.modTime)
-	if current {
+	unchanged := prev.exists && bytes.Equal(prev.data, want.config)
+	if unchanged && !loadedBefore(cur, prev.modTime) {
 		if _, err := s.editPgBouncer(ctx, PgBouncerAdd, want.projectID, want.dbName); err != nil {
 			return SpawnResult{}, pgBouncerAddFailed(err)
 		}
@@ -202,7 +210,8 @@ func (s *Service) refresh(ctx context.Context, want desired, prev configFile, cu
 		s.rollbackReload(want.projectID, prev, restarted)
 		return SpawnResult{}, err
 	}
-	s.log.Info("container restarted with new config", "project", want.projectID, "config_hash", want.hash)
+	s.log.Info("container restarted with new config",
+		"project", want.projectID, "config_hash", want.hash)
 	res.Status = StatusReloaded
 	return res, nil
 }
@@ -237,7 +246,9 @@ func (s *Service) rollbackReload(projectID string, prev configFile, restarted bo
 // create registers PgBouncer, writes the config, creates and starts the container and
 // waits until it answers. On failure it removes what it added: the container it created,
 // the PgBouncer line it added, the config file it wrote (or the previous content).
-func (s *Service) create(ctx context.Context, want desired, prev configFile, network string) (SpawnResult, error) {
+func (s *Service) create(ctx context.Context, want desired, prev configFile, network string) (
+	SpawnResult, error,
+) {
 	name := ContainerName(want.projectID)
 	path := s.configPath(want.projectID)
 	var u undo
@@ -267,13 +278,16 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 		s.undo(want.projectID, u, prev)
 		return SpawnResult{}, err
 	}
-	s.log.Info("container created", "project", want.projectID, "container_id", id, "config_hash", want.hash)
+	s.log.Info("container created",
+		"project", want.projectID, "container_id", id, "config_hash", want.hash)
 	return SpawnResult{ProjectID: want.projectID, ContainerID: id, ContainerName: name,
 		Port: postgrestPort, Status: StatusRunning, ConfigHash: want.hash}, nil
 }
 
 // createContainer creates and starts the container, recording it in u once it exists.
-func (s *Service) createContainer(ctx context.Context, projectID, network string, u *undo) (string, error) {
+func (s *Service) createContainer(ctx context.Context, projectID, network string, u *undo) (
+	string, error,
+) {
 	name := ContainerName(projectID)
 	cfg, host := s.containerSpec(projectID, network)
 	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
@@ -317,7 +331,8 @@ func (s *Service) undo(projectID string, u undo, prev configFile) {
 			log.Error("undo: restoring config file", "error", err)
 		}
 	}
-	log.Info("undid failed spawn", "container", u.container, "pgbouncer", u.pgBouncer, "config", u.config)
+	log.Info("undid failed spawn",
+		"container", u.container, "pgbouncer", u.pgBouncer, "config", u.config)
 }
 
 func pgBouncerAddFailed(err error) *apiError {
@@ -332,7 +347,8 @@ func (s *Service) restartContainer(ctx context.Context, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, stopCallTimeout)
 	defer cancel()
 	grace := stopGraceSeconds
-	if err := s.docker.ContainerRestart(ctx, name, container.StopOptions{Timeout: &grace}); err != nil {
+	err := s.docker.ContainerRestart(ctx, name, container.StopOptions{Timeout: &grace})
+	if err != nil {
 		return fmt.Errorf("restarting %s: %w", name, err)
 	}
 	return nil

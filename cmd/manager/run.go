@@ -38,7 +38,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(getenv("LOG_LEVEL"))}))
+	level := logLevel(getenv("LOG_LEVEL"))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
 		return fmt.Errorf("creating config directory: %w", err)
@@ -95,7 +96,8 @@ func serve(ctx context.Context, cfg manager.Config, h http.Handler, log *slog.Lo
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
-		return fmt.Errorf("shutting down: in-flight requests cut off after %s: %w", cfg.ShutdownTimeout, err)
+		return fmt.Errorf("shutting down: in-flight requests cut off after %s: %w",
+			cfg.ShutdownTimeout, err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
