@@ -258,3 +258,16 @@ func (c *compiler) imageSet(what string, refs []string) map[string]bool {
 	}
 	return set
 }
+
+// Summary is a one-line account of what the policy holds.
+func (p *Policy) Summary() string {
+	var sys []string
+	for _, op := range []Op{OpPing, OpVersion} {
+		if p.system[op] {
+			sys = append(sys, strings.TrimPrefix(string(op), "system."))
+		}
+	}
+	return fmt.Sprintf("system calls %s; %d container group(s); %d create rule(s); %d network(s); "+
+		"%d pullable image(s); API /v%s to /v%s", andList(sys), len(p.groups), len(p.creates),
+		len(p.networks), len(p.pull), p.window[0], p.window[1])
+}

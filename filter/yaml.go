@@ -195,6 +195,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
+		if isNull(item) && s.Index(i).Kind() == reflect.Pointer {
+			d.fail(item, "list item %d has no value", i+1)
+			continue
+		}
 		d.decode(item, s.Index(i))
 	}
 	v.Set(s)
@@ -217,6 +221,10 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
 			continue
 		}
 		elem := reflect.New(v.Type().Elem()).Elem()
+		if isNull(val) && elem.Kind() == reflect.Pointer {
+			d.fail(k, "%q has no value", key)
+			continue
+		}
 		d.decode(val, elem)
 		m.SetMapIndex(reflect.ValueOf(key), elem)
 	}
@@ -284,6 +292,12 @@ func yamlSyntaxProblem(err error) error {
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		num, text, found := strings.Cut(rest, ": ")
 		if line, convErr := strconv.Atoi(num); found && convErr == nil {
+			// yaml.v3 numbers the lines of parser errors that carry a
+			// context ("did not find expected ...") from zero; its other
+			// errors count from one.
+			if strings.HasPrefix(text, "did not find expected") {
+				line++
+			}
 			p.Pos = Pos{Line: line, Column: 1}
 			msg = text
 		}

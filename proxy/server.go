@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +39,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DialTimeout bounds connecting to the daemon.
 	DialTimeout time.Duration
+	// PolicyPoll, when set, is how often the policy file is checked for a
+	// change, which then reloads it as SIGHUP does.
+	PolicyPoll time.Duration
 	Options
 }
 
@@ -142,10 +147,25 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 		s.log.Info("listening", "address", addrOf(l), "serves", map[bool]string{
 			true: "metrics", false: "engine-api"}[srv == metrics])
 	}
+	var poll <-chan time.Time
+	if s.cfg.PolicyPoll > 0 {
+		ticker := time.NewTicker(s.cfg.PolicyPoll)
+		defer ticker.Stop()
+		poll = ticker.C
+	}
+	lastSeen := s.handler.Policy().SHA256()
 	for {
 		select {
 		case <-reload:
 			_ = s.Reload()
+			continue
+		case <-poll:
+			// Reload when the file's content differs from what was last
+			// seen, so a broken file is reported once, not every tick.
+			if sum, err := fileSHA256(s.cfg.PolicyPath); err == nil && sum != lastSeen {
+				lastSeen = sum
+				_ = s.Reload()
+			}
 			continue
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
@@ -158,6 +178,15 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 			return nil
 		}
 	}
+}
+
+func fileSHA256(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func addrOf(l net.Listener) string {

@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		switch args[0] {
 		case "policy":
-			return runPolicy(ctx, args[1:], stdout, stderr)
+			return runPolicy(ctx, args[1:], getenv, stdout, stderr)
 		case "health":
 			return runHealth(ctx, args[1:], getenv, stdout, stderr)
 		}
