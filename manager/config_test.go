@@ -60,7 +60,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"PORT": "0", "LAUNCHDB_MASTER_KEY": "c2hvcnQ=", "DOCKER_HOST": "docker:2375",
 			"POSTGREST_IMAGE": "bad image!", "POSTGREST_CONFIG_DIR": "relative",
 			"POSTGREST_CONFIG_VOLUME": "a:b", "PGBOUNCER_CONTAINER": "bad name",
-			"PGBOUNCER_INI": "/etc/../x.ini", "SPAWN_READY_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "-1s",
+			"PGBOUNCER_INI": "/etc/../x.ini", "SPAWN_READY_TIMEOUT": "soon",
+			"SHUTDOWN_TIMEOUT": "-1s",
 		}, []string{
 			"missing required environment variables: INTERNAL_API_KEY, PLATFORM_DB_DSN",
 			"PORT:", "LAUNCHDB_MASTER_KEY: decodes to 5 bytes", "DOCKER_HOST:", "POSTGREST_IMAGE:",
@@ -70,8 +71,10 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"malformed-dsn-not-echoed", map[string]string{
 			"INTERNAL_API_KEY": "k", "LAUNCHDB_MASTER_KEY": vectorKey,
 			"PLATFORM_DB_DSN": "postgres://u:topsecret@h:notaport/db",
-		}, []string{"PLATFORM_DB_DSN: not a valid PostgreSQL connection string"}, []string{"topsecret"}},
-		{"unix-docker-host-accepted-but-empty-path-refused", merge(valid, map[string]string{"DOCKER_HOST": "unix://"}),
+		}, []string{"PLATFORM_DB_DSN: not a valid PostgreSQL connection string"},
+			[]string{"topsecret"}},
+		{"unix-docker-host-accepted-but-empty-path-refused", merge(valid,
+			map[string]string{"DOCKER_HOST": "unix://"}),
 			[]string{"DOCKER_HOST: want unix:///path"}, nil},
 	}
 	for _, tt := range tests {

@@ -51,7 +51,8 @@ func (p *pgPlatform) rotate(t *testing.T, id, secretType, plaintext string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := pgtest.SetSecret(ctx, p.admin, pgtest.MasterKey(), id, secretType, plaintext); err != nil {
+	if err := pgtest.SetSecret(ctx, p.admin, pgtest.MasterKey(), id, secretType,
+		plaintext); err != nil {
 		t.Fatal(err)
 	}
 }

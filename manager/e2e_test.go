@@ -276,7 +276,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("spawn-again-already-running", func(t *testing.T) {
 		a := e.spawn(id)
 		if a.status != 200 || a.body["status"] != "already_running" || a.body["configHash"] != ConfigHash(wantConfig) {
-			t.Errorf("got %d %s, want 200 already_running with the same configHash", a.status, a.raw)
+			t.Errorf("got %d %s, want 200 already_running with the same configHash", a.status,
+				a.raw)
 		}
 		if lines := e.pgb.DatabaseLines(id); len(lines) != 1 {
 			t.Errorf("PgBouncer lines: got %q, want exactly one", lines)
@@ -291,10 +292,12 @@ func TestEndToEnd(t *testing.T) {
 		a := e.spawn(id)
 		t.Logf("spawn to 200 reloaded: %v", time.Since(start).Round(time.Millisecond))
 		if a.status != 200 || a.body["status"] != "reloaded" || a.body["configHash"] != ConfigHash(newConfig) {
-			t.Fatalf("got %d %s, want 200 reloaded with configHash %s", a.status, a.raw, ConfigHash(newConfig))
+			t.Fatalf("got %d %s, want 200 reloaded with configHash %s", a.status, a.raw,
+				ConfigHash(newConfig))
 		}
 		if sha := e.served(id); sha != sha256Hex(newConfig) {
-			t.Errorf("stand-in serves config sha256 %s, want the new config's %s", sha, sha256Hex(newConfig))
+			t.Errorf("stand-in serves config sha256 %s, want the new config's %s", sha,
+				sha256Hex(newConfig))
 		}
 		if a := e.spawn(id); a.body["status"] != "already_running" {
 			t.Errorf("spawn after reload: got %s, want already_running", a.raw)
@@ -320,13 +323,15 @@ func TestEndToEnd(t *testing.T) {
 		after := inspect()
 		if after.ID != before.ID || !after.State.Running || after.State.StartedAt == before.State.StartedAt {
 			t.Errorf("after restart: same container %v, running %v, started %s (before %s); want the same container restarted",
-				after.ID == before.ID, after.State.Running, after.State.StartedAt, before.State.StartedAt)
+				after.ID == before.ID, after.State.Running, after.State.StartedAt,
+				before.State.StartedAt)
 		}
 	})
 
 	t.Run("list", func(t *testing.T) {
 		a := e.call("GET", "/internal/postgrest", "", e2eHeader)
-		if a.status != 200 || !strings.Contains(a.raw, `"projectId":"`+id+`","containerName":"postgrest-`+id+`","port":3000,"status":"running"`) {
+		if a.status != 200 || !strings.Contains(a.raw,
+			`"projectId":"`+id+`","containerName":"postgrest-`+id+`","port":3000,"status":"running"`) {
 			t.Errorf("got %d %s, want the project listed as running", a.status, a.raw)
 		}
 	})
@@ -341,7 +346,8 @@ func TestEndToEnd(t *testing.T) {
 			wg.Go(func() { answers[i] = e.spawn(other) })
 		}
 		wg.Wait()
-		t.Logf("10 concurrent spawns of one project answered within %v", time.Since(start).Round(time.Millisecond))
+		t.Logf("10 concurrent spawns of one project answered within %v",
+			time.Since(start).Round(time.Millisecond))
 		created := 0
 		for i, a := range answers {
 			if a.status/100 != 2 {
@@ -371,11 +377,13 @@ func TestEndToEnd(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// A crash right after create: through the proxy, never started, no config file.
-		if _, err := e.svc.docker.ContainerCreate(ctx, cfg, host, nil, nil, ContainerName(half)); err != nil {
+		if _, err := e.svc.docker.ContainerCreate(ctx, cfg, host, nil, nil,
+			ContainerName(half)); err != nil {
 			t.Fatal(err)
 		}
 		ini := e.pgb.INI()
-		if err := os.WriteFile(e.pgb.INIFile(), []byte(strings.Replace(ini, e.pgb.DatabaseLines(id)[0]+"\n", "", 1)), 0o644); err != nil {
+		if err := os.WriteFile(e.pgb.INIFile(), []byte(strings.Replace(ini,
+			e.pgb.DatabaseLines(id)[0]+"\n", "", 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.svc.Reconcile(ctx); err != nil {
@@ -388,7 +396,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("running project's container: got %+v, want it untouched", cs)
 		}
 		if lines := e.pgb.DatabaseLines(id); len(lines) != 1 {
-			t.Errorf("PgBouncer lines of the running project: got %q, want the line restored", lines)
+			t.Errorf("PgBouncer lines of the running project: got %q, want the line restored",
+				lines)
 		}
 	})
 
@@ -415,7 +424,8 @@ func TestEndToEnd(t *testing.T) {
 		e.db.seed(t, never, "active", "standin-never-ready-"+never, "pw")
 		reloads := e.pgb.Reloads()
 
-		req, _ := http.NewRequest("POST", srv.URL+"/internal/postgrest/spawn", strings.NewReader(`{"projectId":"`+never+`"}`))
+		req, _ := http.NewRequest("POST", srv.URL+"/internal/postgrest/spawn",
+			strings.NewReader(`{"projectId":"`+never+`"}`))
 		for k, v := range e2eHeader {
 			req.Header.Set(k, v)
 		}
@@ -426,10 +436,12 @@ func TestEndToEnd(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		t.Logf("never-ready spawn answered in %v: %s", time.Since(start).Round(time.Millisecond), body)
+		t.Logf("never-ready spawn answered in %v: %s", time.Since(start).Round(time.Millisecond),
+			body)
 		if resp.StatusCode != 500 || !strings.Contains(string(body), `"error":"spawn_failed"`) ||
 			!strings.Contains(string(body), "did not become ready within 3s") {
-			t.Errorf("got %d %s, want 500 spawn_failed saying it did not become ready", resp.StatusCode, body)
+			t.Errorf("got %d %s, want 500 spawn_failed saying it did not become ready",
+				resp.StatusCode, body)
 		}
 		e.wantNothingLeft(never)
 		// Added once, removed once: PgBouncer was told both times.
@@ -450,18 +462,26 @@ func TestEndToEnd(t *testing.T) {
 		}{
 			{"missing-key", "POST", "/internal/postgrest/spawn", `{"projectId":"` + id + `"}`,
 				map[string]string{"Content-Type": "application/json"}, 401, body401},
-			{"wrong-key", "DELETE", "/internal/postgrest/" + id, "", map[string]string{"X-Internal-Key": "nope"}, 403, body403},
+			{"wrong-key", "DELETE", "/internal/postgrest/" + id, "",
+				map[string]string{"X-Internal-Key": "nope"}, 403, body403},
 			{"missing-id", "POST", "/internal/postgrest/spawn", `{}`, e2eHeader, 400, bodyRequired},
-			{"array-id", "POST", "/internal/postgrest/spawn", `{"projectId":["` + id + `"]}`, e2eHeader, 400, bodyInvalid},
-			{"bad-id-in-url", "DELETE", "/internal/postgrest/x%22%3Bid%3B%22", `{"projectId":"` + id + `"}`, e2eHeader, 400, bodyInvalid},
-			{"bad-id-in-restart-url", "POST", "/internal/postgrest/proj_short/restart", "", e2eHeader, 400, bodyInvalid},
-			{"unknown-project", "POST", "/internal/postgrest/spawn", `{"projectId":"` + unknown + `"}`, e2eHeader, 404,
+			{"array-id", "POST", "/internal/postgrest/spawn", `{"projectId":["` + id + `"]}`,
+				e2eHeader, 400, bodyInvalid},
+			{"bad-id-in-url", "DELETE", "/internal/postgrest/x%22%3Bid%3B%22",
+				`{"projectId":"` + id + `"}`, e2eHeader, 400, bodyInvalid},
+			{"bad-id-in-restart-url", "POST", "/internal/postgrest/proj_short/restart", "",
+				e2eHeader, 400, bodyInvalid},
+			{"unknown-project", "POST", "/internal/postgrest/spawn",
+				`{"projectId":"` + unknown + `"}`, e2eHeader, 404,
 				`{"error":"project_not_found","message":"Project ` + unknown + ` not found"}`},
-			{"inactive-project", "POST", "/internal/postgrest/spawn", `{"projectId":"` + inactive + `"}`, e2eHeader, 400,
+			{"inactive-project", "POST", "/internal/postgrest/spawn",
+				`{"projectId":"` + inactive + `"}`, e2eHeader, 400,
 				`{"error":"project_not_active","message":"Project status is suspended, expected active"}`},
-			{"restart-not-running", "POST", "/internal/postgrest/" + unknown + "/restart", "", e2eHeader, 404,
+			{"restart-not-running", "POST", "/internal/postgrest/" + unknown + "/restart", "",
+				e2eHeader, 404,
 				`{"error":"not_found","message":"Container not running"}`},
-			{"unknown-route", "GET", "/internal/nope", "", nil, 404, `{"error":"not_found","message":"Cannot GET /internal/nope"}`},
+			{"unknown-route", "GET", "/internal/nope", "", nil, 404,
+				`{"error":"not_found","message":"Cannot GET /internal/nope"}`},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -483,7 +503,8 @@ func TestEndToEnd(t *testing.T) {
 		a := e.spawn(p)
 		if a.status != 500 || a.body["error"] != "spawn_failed" ||
 			!strings.HasPrefix(a.body["message"].(string), "platform database unavailable: ") {
-			t.Errorf("database down: got %d %s, want 500 spawn_failed naming the database", a.status, a.raw)
+			t.Errorf("database down: got %d %s, want 500 spawn_failed naming the database",
+				a.status, a.raw)
 		}
 		if h := e.call("GET", "/health", "", nil); h.status != 503 {
 			t.Errorf("health with the database down: got %d %s, want 503", h.status, h.raw)
@@ -492,7 +513,8 @@ func TestEndToEnd(t *testing.T) {
 		if a := e.spawn(p); a.status != 201 {
 			t.Errorf("database back: got %d %s, want 201", a.status, a.raw)
 		}
-		if h := e.call("GET", "/health", "", nil); h.raw != `{"service":"postgrest-manager","status":"healthy"}` {
+		if h := e.call("GET", "/health", "",
+			nil); h.raw != `{"service":"postgrest-manager","status":"healthy"}` {
 			t.Errorf("health: got %d %s, want healthy", h.status, h.raw)
 		}
 		e.destroy(p)

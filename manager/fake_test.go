@@ -109,13 +109,16 @@ const fakePgBouncer = "launchdb-pgbouncer"
 
 func newFakeEngine(t *testing.T) *fakeEngine {
 	ini := filepath.Join(t.TempDir(), "pgbouncer.ini")
-	if err := os.WriteFile(ini, []byte("[databases]\nplatform = host=postgres dbname=platform\n\n[pgbouncer]\n"), 0o644); err != nil {
+	if err := os.WriteFile(ini,
+		[]byte("[databases]\nplatform = host=postgres dbname=platform\n\n[pgbouncer]\n"),
+		0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := &fakeEngine{t: t, byName: map[string]*fakeContainer{}, execs: map[string]*fakeExec{},
 		ini: ini, fail: map[string]error{}, ip: "172.18.0.9"}
-	e.byName[fakePgBouncer] = &fakeContainer{id: strings.Repeat("b", 64), name: fakePgBouncer, running: true,
-		cfg: container.Config{Labels: map[string]string{"io.launchdb.role": "pgbouncer"}}}
+	e.byName[fakePgBouncer] = &fakeContainer{id: strings.Repeat("b", 64), name: fakePgBouncer,
+		running: true,
+		cfg:     container.Config{Labels: map[string]string{"io.launchdb.role": "pgbouncer"}}}
 	return e
 }
 
@@ -182,7 +185,8 @@ func (e *fakeEngine) Ping(context.Context) (types.Ping, error) {
 	return types.Ping{APIVersion: "1.41"}, e.record("ping")
 }
 
-func (e *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions) ([]container.Summary, error) {
+func (e *fakeEngine) ContainerList(_ context.Context,
+	opts container.ListOptions) ([]container.Summary, error) {
 	if err := e.record("list"); err != nil {
 		return nil, err
 	}
@@ -203,7 +207,8 @@ func (e *fakeEngine) ContainerList(_ context.Context, opts container.ListOptions
 	return out, nil
 }
 
-func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.InspectResponse, error) {
+func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.InspectResponse,
+	error) {
 	if err := e.record("inspect " + ref); err != nil {
 		return container.InspectResponse{}, err
 	}
@@ -213,20 +218,23 @@ func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.
 	if c == nil {
 		return container.InspectResponse{}, notFoundErr(ref)
 	}
-	state := &container.State{Status: container.StateExited, StartedAt: c.started.Format(time.RFC3339Nano)}
+	state := &container.State{Status: container.StateExited,
+		StartedAt: c.started.Format(time.RFC3339Nano)}
 	if c.running {
 		state.Status, state.Running = container.StateRunning, true
 	}
 	cfg, host := c.cfg, c.host
 	nets := map[string]*network.EndpointSettings{"launchdb-internal": {IPAddress: e.ip}}
 	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: state, HostConfig: &host},
-		Config:            &cfg,
-		NetworkSettings:   &container.NetworkSettings{Networks: nets},
+		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: state,
+			HostConfig: &host},
+		Config:          &cfg,
+		NetworkSettings: &container.NetworkSettings{Networks: nets},
 	}, nil
 }
 
-func (e *fakeEngine) ContainerCreate(_ context.Context, cfg *container.Config, host *container.HostConfig,
+func (e *fakeEngine) ContainerCreate(_ context.Context, cfg *container.Config,
+	host *container.HostConfig,
 	nc *network.NetworkingConfig, pl *ocispec.Platform, name string,
 ) (container.CreateResponse, error) {
 	e.mu.Lock()
@@ -251,8 +259,9 @@ func (e *fakeEngine) ContainerCreate(_ context.Context, cfg *container.Config, h
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.byName[name] != nil {
-		return container.CreateResponse{}, fmt.Errorf("Conflict. The container name %q is already in use: %w",
-			"/"+name, cerrdefs.ErrConflict)
+		return container.CreateResponse{},
+			fmt.Errorf("Conflict. The container name %q is already in use: %w",
+				"/"+name, cerrdefs.ErrConflict)
 	}
 	e.nextID++
 	id := fmt.Sprintf("%064x", e.nextID)
@@ -275,22 +284,30 @@ func (e *fakeEngine) withContainer(call, ref string, f func(c *fakeContainer)) e
 }
 
 func (e *fakeEngine) ContainerStart(_ context.Context, ref string, _ container.StartOptions) error {
-	return e.withContainer("start", ref, func(c *fakeContainer) { c.running, c.started = true, time.Now() })
+	return e.withContainer("start", ref, func(c *fakeContainer) {
+		c.running, c.started = true,
+			time.Now()
+	})
 }
 
 func (e *fakeEngine) ContainerStop(_ context.Context, ref string, _ container.StopOptions) error {
 	return e.withContainer("stop", ref, func(c *fakeContainer) { c.running = false })
 }
 
-func (e *fakeEngine) ContainerRestart(_ context.Context, ref string, _ container.StopOptions) error {
-	return e.withContainer("restart", ref, func(c *fakeContainer) { c.running, c.started = true, time.Now() })
+func (e *fakeEngine) ContainerRestart(_ context.Context, ref string,
+	_ container.StopOptions) error {
+	return e.withContainer("restart", ref, func(c *fakeContainer) {
+		c.running, c.started = true,
+			time.Now()
+	})
 }
 
 func (e *fakeEngine) ContainerKill(_ context.Context, ref, signal string) error {
 	return e.withContainer("kill "+signal, ref, func(*fakeContainer) {})
 }
 
-func (e *fakeEngine) ContainerRemove(_ context.Context, ref string, opts container.RemoveOptions) error {
+func (e *fakeEngine) ContainerRemove(_ context.Context, ref string,
+	opts container.RemoveOptions) error {
 	if err := e.record("remove " + ref); err != nil {
 		return err
 	}
@@ -307,11 +324,13 @@ func (e *fakeEngine) ContainerRemove(_ context.Context, ref string, opts contain
 	return nil
 }
 
-func (e *fakeEngine) ContainerExecCreate(_ context.Context, ref string, opts container.ExecOptions) (container.ExecCreateResponse, error) {
+func (e *fakeEngine) ContainerExecCreate(_ context.Context, ref string,
+	opts container.ExecOptions) (container.ExecCreateResponse, error) {
 	if err := e.record("exec " + ref); err != nil {
 		return container.ExecCreateResponse{}, err
 	}
-	want := container.ExecOptions{User: "root", AttachStdout: true, AttachStderr: true, Cmd: opts.Cmd}
+	want := container.ExecOptions{User: "root", AttachStdout: true, AttachStderr: true,
+		Cmd: opts.Cmd}
 	if fmt.Sprint(opts) != fmt.Sprint(want) {
 		e.t.Errorf("exec options: got %+v, want %+v", opts, want)
 	}
@@ -328,7 +347,8 @@ func (e *fakeEngine) ContainerExecCreate(_ context.Context, ref string, opts con
 
 // ContainerExecAttach runs the exec's argv locally with sh, pointing INI_PATH at e.ini,
 // and streams its output in Docker's multiplexed framing.
-func (e *fakeEngine) ContainerExecAttach(_ context.Context, id string, _ container.ExecAttachOptions) (types.HijackedResponse, error) {
+func (e *fakeEngine) ContainerExecAttach(_ context.Context, id string,
+	_ container.ExecAttachOptions) (types.HijackedResponse, error) {
 	if err := e.record("exec-start"); err != nil {
 		return types.HijackedResponse{}, err
 	}
@@ -357,7 +377,8 @@ func (e *fakeEngine) ContainerExecAttach(_ context.Context, id string, _ contain
 	return types.HijackedResponse{Conn: client, Reader: bufio.NewReader(client)}, nil
 }
 
-func (e *fakeEngine) ContainerExecInspect(_ context.Context, id string) (container.ExecInspect, error) {
+func (e *fakeEngine) ContainerExecInspect(_ context.Context, id string) (container.ExecInspect,
+	error) {
 	if err := e.record("exec-inspect"); err != nil {
 		return container.ExecInspect{}, err
 	}
@@ -375,7 +396,8 @@ func (e *fakeEngine) databaseLines(id string) []string {
 	}
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(l, id); ok && strings.HasPrefix(strings.TrimLeft(rest, " "), "=") {
+		if rest, ok := strings.CutPrefix(l, id); ok && strings.HasPrefix(strings.TrimLeft(rest,
+			" "), "=") {
 			lines = append(lines, l)
 		}
 	}

@@ -11,11 +11,13 @@ import (
 
 func TestPgBouncerArgvShape(t *testing.T) {
 	got := PgBouncerArgv(PgBouncerAdd, testID, testID, "/etc/pgbouncer/pgbouncer.ini")
-	want := []string{"sh", "-c", PgBouncerScript(), "sockpin-pgbouncer", "add", testID, testID, "/etc/pgbouncer/pgbouncer.ini"}
+	want := []string{"sh", "-c", PgBouncerScript(), "sockpin-pgbouncer", "add", testID, testID,
+		"/etc/pgbouncer/pgbouncer.ini"}
 	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 		t.Errorf("argv: got %q, want %q", got, want)
 	}
-	if strings.Contains(PgBouncerScript(), testID) || !strings.HasPrefix(PgBouncerScript(), "# sockpin") {
+	if strings.Contains(PgBouncerScript(), testID) || !strings.HasPrefix(PgBouncerScript(),
+		"# sockpin") {
 		t.Error("script is not the constant embedded text")
 	}
 }
@@ -56,24 +58,34 @@ func TestPgBouncerScript(t *testing.T) {
 		wantErr    string
 	}{
 		{"add-new-line-after-header", iniHeader + iniTail, "add", testID, testID,
-			"[databases]\n" + lineFor(testID) + strings.TrimPrefix(iniHeader, "[databases]\n") + iniTail, "changed", ""},
+			"[databases]\n" + lineFor(testID) + strings.TrimPrefix(iniHeader,
+				"[databases]\n") + iniTail, "changed", ""},
 		{"add-is-idempotent", "[databases]\n" + lineFor(testID) + iniTail, "add", testID, testID,
 			"[databases]\n" + lineFor(testID) + iniTail, "unchanged", ""},
-		{"add-collapses-duplicates", "[databases]\n" + lineFor(testID) + lineFor(otherID) + lineFor(testID) +
-			testID + "=old\n" + iniTail, "add", testID, testID,
+		{"add-collapses-duplicates",
+			"[databases]\n" + lineFor(testID) + lineFor(otherID) + lineFor(testID) +
+				testID + "=old\n" + iniTail, "add", testID, testID,
 			"[databases]\n" + lineFor(testID) + lineFor(otherID) + iniTail, "changed", ""},
-		{"add-moves-line-to-header", "[databases]\n" + lineFor(otherID) + lineFor(testID) + iniTail, "add", testID, testID,
+		{"add-moves-line-to-header", "[databases]\n" + lineFor(otherID) + lineFor(testID) + iniTail,
+			"add", testID, testID,
 			"[databases]\n" + lineFor(testID) + lineFor(otherID) + iniTail, "changed", ""},
-		{"add-keeps-last-line-without-newline", "[databases]\nlisten_port = 1", "add", testID, testID,
+		{"add-keeps-last-line-without-newline", "[databases]\nlisten_port = 1", "add", testID,
+			testID,
 			"[databases]\n" + lineFor(testID) + "listen_port = 1\n", "changed", ""},
-		{"remove-every-copy", "[databases]\n" + lineFor(testID) + lineFor(otherID) + testID + "=x\n" + testID + "\t = y\n" + iniTail,
+		{"remove-every-copy",
+			"[databases]\n" + lineFor(testID) + lineFor(otherID) + testID + "=x\n" + testID + "\t = y\n" + iniTail,
 			"remove", testID, testID, "[databases]\n" + lineFor(otherID) + iniTail, "changed", ""},
-		{"remove-absent-is-unchanged", iniHeader + iniTail, "remove", testID, testID, iniHeader + iniTail, "unchanged", ""},
-		{"remove-keeps-longer-names", "[databases]\n" + testID + "x = a\n", "remove", testID, testID,
+		{"remove-absent-is-unchanged", iniHeader + iniTail, "remove", testID, testID,
+			iniHeader + iniTail, "unchanged", ""},
+		{"remove-keeps-longer-names", "[databases]\n" + testID + "x = a\n", "remove", testID,
+			testID,
 			"[databases]\n" + testID + "x = a\n", "unchanged", ""},
-		{"add-without-databases-section", "[pgbouncer]\n", "add", testID, testID, "[pgbouncer]\n", "", "no [databases] section"},
-		{"injection-in-id-refused", iniHeader, "add", `x";id;"`, testID, iniHeader, "", "invalid project id"},
-		{"injection-in-db-refused", iniHeader, "add", testID, "proj_0123456789abcde'", iniHeader, "", "invalid database name"},
+		{"add-without-databases-section", "[pgbouncer]\n", "add", testID, testID, "[pgbouncer]\n",
+			"", "no [databases] section"},
+		{"injection-in-id-refused", iniHeader, "add", `x";id;"`, testID, iniHeader, "",
+			"invalid project id"},
+		{"injection-in-db-refused", iniHeader, "add", testID, "proj_0123456789abcde'", iniHeader,
+			"", "invalid database name"},
 		{"unknown-op-refused", iniHeader, "rm", testID, testID, iniHeader, "", "unknown operation"},
 	}
 	for shName, sh := range shells(t) {
@@ -94,7 +106,8 @@ func TestPgBouncerScript(t *testing.T) {
 				out, err := cmd.Output()
 				if tt.wantErr != "" {
 					if err == nil || !strings.Contains(stderr.String(), tt.wantErr) {
-						t.Errorf("got err %v stderr %q, want failure with %q", err, stderr.String(), tt.wantErr)
+						t.Errorf("got err %v stderr %q, want failure with %q", err, stderr.String(),
+							tt.wantErr)
 					}
 				} else if err != nil {
 					t.Fatalf("script failed: %v: %s", err, stderr.String())

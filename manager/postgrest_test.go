@@ -16,7 +16,8 @@ func TestBuildPostgRESTConfigVectors(t *testing.T) {
 	}{
 		{
 			name: "c1-escaping", id: "proj_0000000000000000", password: "p+a/s=s", jwt: `sec"ret`,
-			wantLen: 588, wantSHA: "a62d9ad5aa5afb8e9c649370e31fb56d648d7e9471680465bb2d1bdc01cb86c7",
+			wantLen: 588,
+			wantSHA: "a62d9ad5aa5afb8e9c649370e31fb56d648d7e9471680465bb2d1bdc01cb86c7",
 			wantLines: map[int]string{
 				2:  `db-uri = "postgres://proj_0000000000000000_authenticator:p%2Ba%2Fs%3Ds@pgbouncer:6432/proj_0000000000000000"`,
 				13: `jwt-secret = "sec\"ret"`,
@@ -26,12 +27,14 @@ func TestBuildPostgRESTConfigVectors(t *testing.T) {
 			name: "c2-platform-api-secrets", id: "proj_0123456789abcdef",
 			password: "lfQ6Zhh0sOUkBzeMcjOEfzAdOSY0JA9nhXqlXPR0pbc=",
 			jwt:      "ljW+uuBmO3OWA2+HP/0XckNWzQCoRHP0xS/ppta/b6RQP3HLjhIRNE7uyTobUFTO/D+q3gXg4CgOR9a4Fr/CZQ==",
-			wantLen:  701, wantSHA: "bd97338af376b1d8870f5db8b1b38dbc777abd79635fcbbcadce147f79f21791",
+			wantLen:  701,
+			wantSHA:  "bd97338af376b1d8870f5db8b1b38dbc777abd79635fcbbcadce147f79f21791",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := BuildPostgRESTConfig(tt.id, tt.id, ProjectSecrets{DBPassword: tt.password, JWTSecret: tt.jwt})
+			got := BuildPostgRESTConfig(tt.id, tt.id, ProjectSecrets{DBPassword: tt.password,
+				JWTSecret: tt.jwt})
 			if len(got) != tt.wantLen {
 				t.Errorf("length: got %d, want %d", len(got), tt.wantLen)
 			}
@@ -44,7 +47,8 @@ func TestBuildPostgRESTConfigVectors(t *testing.T) {
 			}
 			lines := strings.Split(string(got), "\n")
 			if len(lines) != 18 || lines[17] != "" {
-				t.Errorf("lines: got %d (last %q), want 18 with an empty last", len(lines), lines[len(lines)-1])
+				t.Errorf("lines: got %d (last %q), want 18 with an empty last", len(lines),
+					lines[len(lines)-1])
 			}
 			for n, want := range tt.wantLines {
 				if lines[n-1] != want {

@@ -56,6 +56,7 @@ func TestWaitReadyFallsBackToInspectAddress(t *testing.T) {
 		t.Fatalf("got %+v, %v; want running", res, err)
 	}
 	if took := time.Since(start); took > 1500*time.Millisecond {
-		t.Errorf("spawn took %v after the container became ready at 600ms, want prompt polling", took)
+		t.Errorf("spawn took %v after the container became ready at 600ms, want prompt polling",
+			took)
 	}
 }

@@ -39,12 +39,17 @@ func TestDecryptVectors(t *testing.T) {
 		wantErr bool
 	}{
 		{"v1-hello", mustHex(t, v1), "hello", false},
-		{"v2-empty-plaintext", mustHex(t, "000102030405060708090a0b|f4c2db1dc38805a37b92171c5d0a81cc"), "", false},
-		{"v3-other-iv", mustHex(t, "ffffffffffffffffffffffff|52e483a50f|72273687aae5309a6160b1f9d0d57746"), "hello", false},
-		{"v4-db-password", mustHex(t, "000102030405060708090a0b2b64872d9f8daa2bfe0ec2e0f3931d20e0bcc87196011e187734bcb5572839dc6948df90f79140a804c61cd00d5f8d0a79d98b41293bca392b4bf9c6"),
+		{"v2-empty-plaintext", mustHex(t,
+			"000102030405060708090a0b|f4c2db1dc38805a37b92171c5d0a81cc"), "", false},
+		{"v3-other-iv", mustHex(t,
+			"ffffffffffffffffffffffff|52e483a50f|72273687aae5309a6160b1f9d0d57746"), "hello",
+			false},
+		{"v4-db-password", mustHex(t,
+			"000102030405060708090a0b2b64872d9f8daa2bfe0ec2e0f3931d20e0bcc87196011e187734bcb5572839dc6948df90f79140a804c61cd00d5f8d0a79d98b41293bca392b4bf9c6"),
 			"lfQ6Zhh0sOUkBzeMcjOEfzAdOSY0JA9nhXqlXPR0pbc=", false},
 		{"v5-tampered", tampered, "", true},
-		{"too-short", mustHex(t, "000102030405060708090a0b|f4c2db1dc38805a37b92171c5d0a81"), "", true},
+		{"too-short", mustHex(t, "000102030405060708090a0b|f4c2db1dc38805a37b92171c5d0a81"), "",
+			true},
 		{"non-utf8-plaintext", key.seal(make([]byte, 12), "\xff\xfe"), "", true},
 	}
 	for _, tt := range tests {
@@ -82,7 +87,8 @@ func TestParseMasterKeyLeniency(t *testing.T) {
 		{"double-quoted", `"` + vectorKey + `"`, ""},
 		{"single-quoted", `'` + vectorKey + `'`, ""},
 		{"ci-key", "dGVzdC1tYXN0ZXIta2V5LWZvci1jaS1vbmx5LTMyYnk=", ""},
-		{"too-short", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", "decodes to 31 bytes, want 32"},
+		{"too-short", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",
+			"decodes to 31 bytes, want 32"},
 		{"too-long", vectorKey[:43] + "AAAA", "decodes to 35 bytes, want 32"},
 		{"not-base64", "not base64 at all!!", "not valid base64"},
 		{"empty", "", "decodes to 0 bytes, want 32"},

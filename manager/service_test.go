@@ -105,7 +105,8 @@ func TestSpawnNewProjectCreatesContainerConfigAndLine(t *testing.T) {
 	name := ContainerName(testID)
 	c, ok := h.docker.container(name)
 	if !ok || !c.running {
-		t.Fatalf("container %s: got exists=%v running=%v, want a running container", name, ok, c.running)
+		t.Fatalf("container %s: got exists=%v running=%v, want a running container", name, ok,
+			c.running)
 	}
 	want := SpawnResult{ProjectID: testID, ContainerID: c.id, ContainerName: name, Port: 3000,
 		Status: StatusRunning, ConfigHash: res.ConfigHash}
@@ -116,7 +117,8 @@ func TestSpawnNewProjectCreatesContainerConfigAndLine(t *testing.T) {
 		t.Errorf("containerId: got %q, want a full 64-hex ID", res.ContainerID)
 	}
 
-	wantConfig := BuildPostgRESTConfig(testID, testID, ProjectSecrets{DBPassword: "pass+word/1=", JWTSecret: "jwt-secret-1"})
+	wantConfig := BuildPostgRESTConfig(testID, testID, ProjectSecrets{DBPassword: "pass+word/1=",
+		JWTSecret: "jwt-secret-1"})
 	if got, _ := h.configFile(testID); got != string(wantConfig) {
 		t.Errorf("config file:\n%s\nwant:\n%s", got, wantConfig)
 	}
@@ -140,8 +142,10 @@ func TestSpawnNewProjectCreatesContainerConfigAndLine(t *testing.T) {
 		Cmd:    []string{"/etc/postgrest/projects/" + testID + ".conf"},
 		Env:    []string{"DOMAIN=example.test"},
 		Labels: map[string]string{"io.launchdb.role": "postgrest", "io.launchdb.project": testID},
-		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "curl", "-f", "http://localhost:3000/"},
-			Interval: 30 * time.Second, Timeout: 10 * time.Second, Retries: 3, StartPeriod: 30 * time.Second},
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "curl", "-f",
+			"http://localhost:3000/"},
+			Interval: 30 * time.Second, Timeout: 10 * time.Second, Retries: 3,
+			StartPeriod: 30 * time.Second},
 	}
 	wantHost := container.HostConfig{
 		NetworkMode:   "launchdb-internal",
@@ -178,7 +182,8 @@ func TestSpawnAgainIsAlreadyRunningWithoutChanges(t *testing.T) {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 	for _, call := range h.docker.callList()[callsBefore:] {
-		if strings.HasPrefix(call, "create") || strings.HasPrefix(call, "restart") || strings.HasPrefix(call, "kill") {
+		if strings.HasPrefix(call, "create") || strings.HasPrefix(call,
+			"restart") || strings.HasPrefix(call, "kill") {
 			t.Errorf("call %q on an unchanged project; want none", call)
 		}
 	}
@@ -222,7 +227,8 @@ func TestSpawnChangedSecretRestartsAsReloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Status != StatusReloaded || res.ConfigHash == first.ConfigHash {
-		t.Errorf("got status %s hash %s, want reloaded with a new hash (old %s)", res.Status, res.ConfigHash, first.ConfigHash)
+		t.Errorf("got status %s hash %s, want reloaded with a new hash (old %s)", res.Status,
+			res.ConfigHash, first.ConfigHash)
 	}
 	if n := h.docker.count("restart " + ContainerName(testID)); n != 1 {
 		t.Errorf("restarts: got %d, want 1", n)
@@ -302,7 +308,8 @@ func TestSpawnRecreatesStoppedContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.docker.ContainerStop(context.Background(), ContainerName(testID), container.StopOptions{}); err != nil {
+	if err := h.docker.ContainerStop(context.Background(), ContainerName(testID),
+		container.StopOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := h.svc.Spawn(context.Background(), testID)
@@ -310,7 +317,8 @@ func TestSpawnRecreatesStoppedContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Status != StatusRunning || res.ContainerID == first.ContainerID {
-		t.Errorf("got %s %s, want a new running container (old %s)", res.Status, res.ContainerID, first.ContainerID)
+		t.Errorf("got %s %s, want a new running container (old %s)", res.Status, res.ContainerID,
+			first.ContainerID)
 	}
 	if got := h.docker.databaseLines(testID); len(got) != 1 {
 		t.Errorf("PgBouncer lines: got %q, want exactly one", got)
@@ -337,7 +345,8 @@ func TestSpawnConcurrentCallsForOneProjectAreSerialised(t *testing.T) {
 		}
 	}
 	if created != 1 || h.docker.count("create") != 1 {
-		t.Errorf("created: got %d results and %d creates, want 1 and 1", created, h.docker.count("create"))
+		t.Errorf("created: got %d results and %d creates, want 1 and 1", created,
+			h.docker.count("create"))
 	}
 	if got := h.docker.databaseLines(testID); len(got) != 1 {
 		t.Errorf("PgBouncer lines: got %q, want exactly one", got)
@@ -352,7 +361,8 @@ func TestSpawnErrors(t *testing.T) {
 		wantCode   string
 		wantMsg    string
 	}{
-		{"unknown-project", func(h *harness) {}, 404, "project_not_found", "Project " + testID + " not found"},
+		{"unknown-project", func(h *harness) {}, 404, "project_not_found",
+			"Project " + testID + " not found"},
 		{"inactive-project", func(h *harness) {
 			h.db.set(testID, Project{ID: testID, DBName: testID, Status: "failed"}, nil)
 		}, 400, "project_not_active", "Project status is failed, expected active"},
@@ -372,7 +382,8 @@ func TestSpawnErrors(t *testing.T) {
 		{"database-down", func(h *harness) {
 			h.db.err = errors.New("dial unix /run/pg/.s.PGSQL.5432: connect: connection refused")
 		},
-			500, "spawn_failed", "platform database unavailable: dial unix /run/pg/.s.PGSQL.5432: connect: connection refused"},
+			500, "spawn_failed",
+			"platform database unavailable: dial unix /run/pg/.s.PGSQL.5432: connect: connection refused"},
 		{"db-name-injection", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
 			h.db.projects[testID] = Project{ID: testID, DBName: `x';id;'`, Status: "active"}
@@ -380,11 +391,14 @@ func TestSpawnErrors(t *testing.T) {
 		{"pgbouncer-exec-fails", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
 			os.WriteFile(h.docker.ini, []byte("no databases section\n"), 0o644)
-		}, 500, "pgbouncer_add_failed", "Failed to add project database to PgBouncer: command failed with exit code 1: sockpin-pgbouncer: "},
+		}, 500, "pgbouncer_add_failed",
+			"Failed to add project database to PgBouncer: command failed with exit code 1: sockpin-pgbouncer: "},
 		{"docker-unreachable", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
-			h.docker.setFail("list", errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
-		}, 500, "spawn_failed", "looking up postgrest-" + testID + ": Cannot connect to the Docker daemon at tcp://proxy:2375"},
+			h.docker.setFail("list",
+				errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
+		}, 500, "spawn_failed",
+			"looking up postgrest-" + testID + ": Cannot connect to the Docker daemon at tcp://proxy:2375"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -503,7 +517,8 @@ func TestReconcileRemovesHalfCreatedContainers(t *testing.T) {
 	}
 	// A crash after create, before the config file: not running, no config.
 	cfg, host := h.svc.containerSpec(other, "launchdb-internal")
-	if _, err := h.docker.ContainerCreate(context.Background(), cfg, host, nil, nil, ContainerName(other)); err != nil {
+	if _, err := h.docker.ContainerCreate(context.Background(), cfg, host, nil, nil,
+		ContainerName(other)); err != nil {
 		t.Fatal(err)
 	}
 	// The running project's PgBouncer line got lost.

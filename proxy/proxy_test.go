@@ -172,7 +172,9 @@ func TestListNarrowed(t *testing.T) {
 	f := newFakeDaemon(t)
 	h := newTestHandler(t, f, nil)
 	w := serve(h, "GET", "/containers/json?all=1", "")
-	var list []struct{ ID string `json:"Id"` }
+	var list []struct {
+		ID string `json:"Id"`
+	}
 	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil {
 		t.Fatal(err)
 	}

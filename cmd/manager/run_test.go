@@ -136,7 +136,8 @@ func TestRunShutdownLetsInFlightSpawnFinish(t *testing.T) {
 		}
 		if r.status != 500 || !strings.Contains(r.body, `"error":"spawn_failed"`) ||
 			!strings.Contains(r.body, "platform database unavailable") {
-			t.Errorf("in-flight spawn: got %d %s, want 500 spawn_failed naming the database", r.status, r.body)
+			t.Errorf("in-flight spawn: got %d %s, want 500 spawn_failed naming the database",
+				r.status, r.body)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("in-flight spawn got no answer")

@@ -126,7 +126,7 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 		PolicyPath: *policy, ReadHeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout,
 		MaxHeaderBytes: int(*maxHeader), ShutdownTimeout: *shutdownTimeout, DialTimeout: 5 * time.Second,
 		PolicyPoll: *poll,
-		Options: proxy.Options{MaxBodyBytes: *maxBody, BodyTimeout: *bodyTimeout, RequestTimeout: *reqTimeout},
+		Options:    proxy.Options{MaxBodyBytes: *maxBody, BodyTimeout: *bodyTimeout, RequestTimeout: *reqTimeout},
 	}
 	var err error
 	if cfg.Upstream, err = proxy.ParseAddress(*upstream); err != nil {
