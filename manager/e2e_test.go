@@ -275,7 +275,8 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("spawn-again-already-running", func(t *testing.T) {
 		a := e.spawn(id)
-		if a.status != 200 || a.body["status"] != "already_running" || a.body["configHash"] != ConfigHash(wantConfig) {
+		if a.status != 200 || a.body["status"] != "already_running" ||
+			a.body["configHash"] != ConfigHash(wantConfig) {
 			t.Errorf("got %d %s, want 200 already_running with the same configHash", a.status,
 				a.raw)
 		}
@@ -291,7 +292,8 @@ func TestEndToEnd(t *testing.T) {
 		start := time.Now()
 		a := e.spawn(id)
 		t.Logf("spawn to 200 reloaded: %v", time.Since(start).Round(time.Millisecond))
-		if a.status != 200 || a.body["status"] != "reloaded" || a.body["configHash"] != ConfigHash(newConfig) {
+		if a.status != 200 || a.body["status"] != "reloaded" ||
+			a.body["configHash"] != ConfigHash(newConfig) {
 			t.Fatalf("got %d %s, want 200 reloaded with configHash %s", a.status, a.raw,
 				ConfigHash(newConfig))
 		}
@@ -316,13 +318,16 @@ func TestEndToEnd(t *testing.T) {
 		}
 		before := inspect()
 		a := e.call("POST", "/internal/postgrest/"+id+"/restart", "", e2eHeader)
-		want := `{"projectId":"` + id + `","status":"reloaded","message":"PostgREST configuration reloaded via SIGHUP"}`
+		want := `{"projectId":"` + id +
+			`","status":"reloaded","message":"PostgREST configuration reloaded via SIGHUP"}`
 		if a.status != 200 || a.raw != want {
 			t.Fatalf("got %d %s, want 200 %s", a.status, a.raw, want)
 		}
 		after := inspect()
-		if after.ID != before.ID || !after.State.Running || after.State.StartedAt == before.State.StartedAt {
-			t.Errorf("after restart: same container %v, running %v, started %s (before %s); want the same container restarted",
+		if after.ID != before.ID || !after.State.Running ||
+			after.State.StartedAt == before.State.StartedAt {
+			t.Errorf("after restart: same ID %v, running %v, started %s (before %s); "+
+				"want the same container restarted",
 				after.ID == before.ID, after.State.Running, after.State.StartedAt,
 				before.State.StartedAt)
 		}
@@ -403,13 +408,15 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("destroy-then-cleaned-up", func(t *testing.T) {
 		a := e.destroy(id)
-		want := `{"projectId":"` + id + `","status":"stopped","message":"Container stopped and PgBouncer cleaned"}`
+		want := `{"projectId":"` + id +
+			`","status":"stopped","message":"Container stopped and PgBouncer cleaned"}`
 		if a.status != 200 || a.raw != want {
 			t.Errorf("got %d %s, want 200 %s", a.status, a.raw, want)
 		}
 		e.wantNothingLeft(id)
 		a = e.destroy(id)
-		want = `{"projectId":"` + id + `","status":"cleaned_up","message":"PgBouncer cleaned (container not found)"}`
+		want = `{"projectId":"` + id +
+			`","status":"cleaned_up","message":"PgBouncer cleaned (container not found)"}`
 		if a.status != 200 || a.raw != want {
 			t.Errorf("second destroy: got %d %s, want 200 %s", a.status, a.raw, want)
 		}

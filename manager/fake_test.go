@@ -185,8 +185,9 @@ func (e *fakeEngine) Ping(context.Context) (types.Ping, error) {
 	return types.Ping{APIVersion: "1.41"}, e.record("ping")
 }
 
-func (e *fakeEngine) ContainerList(_ context.Context,
-	opts container.ListOptions) ([]container.Summary, error) {
+func (e *fakeEngine) ContainerList(
+	_ context.Context, opts container.ListOptions,
+) ([]container.Summary, error) {
 	if err := e.record("list"); err != nil {
 		return nil, err
 	}
@@ -207,8 +208,9 @@ func (e *fakeEngine) ContainerList(_ context.Context,
 	return out, nil
 }
 
-func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.InspectResponse,
-	error) {
+func (e *fakeEngine) ContainerInspect(
+	_ context.Context, ref string,
+) (container.InspectResponse, error) {
 	if err := e.record("inspect " + ref); err != nil {
 		return container.InspectResponse{}, err
 	}
@@ -226,15 +228,16 @@ func (e *fakeEngine) ContainerInspect(_ context.Context, ref string) (container.
 	cfg, host := c.cfg, c.host
 	nets := map[string]*network.EndpointSettings{"launchdb-internal": {IPAddress: e.ip}}
 	return container.InspectResponse{
-		ContainerJSONBase: &container.ContainerJSONBase{ID: c.id, Name: "/" + c.name, State: state,
-			HostConfig: &host},
+		ContainerJSONBase: &container.ContainerJSONBase{
+			ID: c.id, Name: "/" + c.name, State: state, HostConfig: &host,
+		},
 		Config:          &cfg,
 		NetworkSettings: &container.NetworkSettings{Networks: nets},
 	}, nil
 }
 
-func (e *fakeEngine) ContainerCreate(_ context.Context, cfg *container.Config,
-	host *container.HostConfig,
+func (e *fakeEngine) ContainerCreate(
+	_ context.Context, cfg *container.Config, host *container.HostConfig,
 	nc *network.NetworkingConfig, pl *ocispec.Platform, name string,
 ) (container.CreateResponse, error) {
 	e.mu.Lock()
@@ -294,8 +297,9 @@ func (e *fakeEngine) ContainerStop(_ context.Context, ref string, _ container.St
 	return e.withContainer("stop", ref, func(c *fakeContainer) { c.running = false })
 }
 
-func (e *fakeEngine) ContainerRestart(_ context.Context, ref string,
-	_ container.StopOptions) error {
+func (e *fakeEngine) ContainerRestart(
+	_ context.Context, ref string, _ container.StopOptions,
+) error {
 	return e.withContainer("restart", ref, func(c *fakeContainer) {
 		c.running, c.started = true,
 			time.Now()
@@ -306,8 +310,9 @@ func (e *fakeEngine) ContainerKill(_ context.Context, ref, signal string) error 
 	return e.withContainer("kill "+signal, ref, func(*fakeContainer) {})
 }
 
-func (e *fakeEngine) ContainerRemove(_ context.Context, ref string,
-	opts container.RemoveOptions) error {
+func (e *fakeEngine) ContainerRemove(
+	_ context.Context, ref string, opts container.RemoveOptions,
+) error {
 	if err := e.record("remove " + ref); err != nil {
 		return err
 	}
@@ -324,8 +329,9 @@ func (e *fakeEngine) ContainerRemove(_ context.Context, ref string,
 	return nil
 }
 
-func (e *fakeEngine) ContainerExecCreate(_ context.Context, ref string,
-	opts container.ExecOptions) (container.ExecCreateResponse, error) {
+func (e *fakeEngine) ContainerExecCreate(
+	_ context.Context, ref string, opts container.ExecOptions,
+) (container.ExecCreateResponse, error) {
 	if err := e.record("exec " + ref); err != nil {
 		return container.ExecCreateResponse{}, err
 	}
@@ -347,8 +353,9 @@ func (e *fakeEngine) ContainerExecCreate(_ context.Context, ref string,
 
 // ContainerExecAttach runs the exec's argv locally with sh, pointing INI_PATH at e.ini,
 // and streams its output in Docker's multiplexed framing.
-func (e *fakeEngine) ContainerExecAttach(_ context.Context, id string,
-	_ container.ExecAttachOptions) (types.HijackedResponse, error) {
+func (e *fakeEngine) ContainerExecAttach(
+	_ context.Context, id string, _ container.ExecAttachOptions,
+) (types.HijackedResponse, error) {
 	if err := e.record("exec-start"); err != nil {
 		return types.HijackedResponse{}, err
 	}
@@ -377,8 +384,9 @@ func (e *fakeEngine) ContainerExecAttach(_ context.Context, id string,
 	return types.HijackedResponse{Conn: client, Reader: bufio.NewReader(client)}, nil
 }
 
-func (e *fakeEngine) ContainerExecInspect(_ context.Context, id string) (container.ExecInspect,
-	error) {
+func (e *fakeEngine) ContainerExecInspect(
+	_ context.Context, id string,
+) (container.ExecInspect, error) {
 	if err := e.record("exec-inspect"); err != nil {
 		return container.ExecInspect{}, err
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 // do sends one request to the harness's handler and returns status, body and headers.
-func (h *harness) do(method, path, body string, header map[string]string) (int, string,
-	http.Header) {
+func (h *harness) do(
+	method, path, body string, header map[string]string,
+) (int, string, http.Header) {
 	h.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	for k, v := range header {
@@ -173,7 +174,8 @@ func TestHTTPSpawnThenDestroy(t *testing.T) {
 
 	status, body, _ = h.do("POST", "/internal/postgrest/"+testID+"/restart",
 		`{"projectId":"proj_aaaaaaaaaaaaaaaa"}`, withKey)
-	want := `{"projectId":"` + testID + `","status":"reloaded","message":"PostgREST configuration reloaded via SIGHUP"}`
+	want := `{"projectId":"` + testID +
+		`","status":"reloaded","message":"PostgREST configuration reloaded via SIGHUP"}`
 	if status != 200 || body != want {
 		t.Errorf("restart: got %d %s, want 200 %s", status, body, want)
 	}
@@ -185,12 +187,14 @@ func TestHTTPSpawnThenDestroy(t *testing.T) {
 	}
 
 	status, body, _ = h.do("DELETE", "/internal/postgrest/"+testID, "", withKey)
-	want = `{"projectId":"` + testID + `","status":"stopped","message":"Container stopped and PgBouncer cleaned"}`
+	want = `{"projectId":"` + testID +
+		`","status":"stopped","message":"Container stopped and PgBouncer cleaned"}`
 	if status != 200 || body != want {
 		t.Errorf("destroy: got %d %s, want 200 %s", status, body, want)
 	}
 	status, body, _ = h.do("DELETE", "/internal/postgrest/"+testID, "", withKey)
-	want = `{"projectId":"` + testID + `","status":"cleaned_up","message":"PgBouncer cleaned (container not found)"}`
+	want = `{"projectId":"` + testID +
+		`","status":"cleaned_up","message":"PgBouncer cleaned (container not found)"}`
 	if status != 200 || body != want {
 		t.Errorf("second destroy: got %d %s, want 200 %s", status, body, want)
 	}

@@ -73,7 +73,8 @@ func TestPgBouncerScript(t *testing.T) {
 			testID,
 			"[databases]\n" + lineFor(testID) + "listen_port = 1\n", "changed", ""},
 		{"remove-every-copy",
-			"[databases]\n" + lineFor(testID) + lineFor(otherID) + testID + "=x\n" + testID + "\t = y\n" + iniTail,
+			"[databases]\n" + lineFor(testID) + lineFor(otherID) + testID + "=x\n" + testID +
+				"\t = y\n" + iniTail,
 			"remove", testID, testID, "[databases]\n" + lineFor(otherID) + iniTail, "changed", ""},
 		{"remove-absent-is-unchanged", iniHeader + iniTail, "remove", testID, testID,
 			iniHeader + iniTail, "unchanged", ""},

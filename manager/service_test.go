@@ -48,7 +48,8 @@ func newHarness(t *testing.T) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.notReady[name] {
-			return fmt.Errorf("container %s did not become ready within %s: GET http://%s:3000/: 503 Service Unavailable",
+			return fmt.Errorf("container %s did not become ready within %s: "+
+				"GET http://%s:3000/: 503 Service Unavailable",
 				name, h.svc.cfg.SpawnReadyTimeout, name)
 		}
 		return nil
@@ -398,7 +399,8 @@ func TestSpawnErrors(t *testing.T) {
 			h.docker.setFail("list",
 				errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375"))
 		}, 500, "spawn_failed",
-			"looking up postgrest-" + testID + ": Cannot connect to the Docker daemon at tcp://proxy:2375"},
+			"looking up postgrest-" + testID +
+				": Cannot connect to the Docker daemon at tcp://proxy:2375"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

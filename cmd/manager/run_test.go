@@ -81,9 +81,10 @@ func TestRunShutdownLetsInFlightSpawnFinish(t *testing.T) {
 	}()
 	port := freePort(t)
 	env := map[string]string{
-		"PORT":                 strconv.Itoa(port),
-		"INTERNAL_API_KEY":     "k",
-		"PLATFORM_DB_DSN":      "postgres://ro:pw@" + silentDB.Addr().String() + "/platform?sslmode=disable",
+		"PORT":             strconv.Itoa(port),
+		"INTERNAL_API_KEY": "k",
+		"PLATFORM_DB_DSN": "postgres://ro:pw@" + silentDB.Addr().String() +
+			"/platform?sslmode=disable",
 		"LAUNCHDB_MASTER_KEY":  testMasterKey,
 		"DOCKER_HOST":          "unix://" + t.TempDir() + "/no-docker.sock",
 		"POSTGREST_CONFIG_DIR": t.TempDir(),
