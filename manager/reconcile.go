@@ -10,7 +10,7 @@ import (
 
 // Reconcile runs once at start-up, before the manager serves requests. It removes
 // PostgREST containers left half-created by a crash (not running and without a config
-// file), makes sure every running container's project has its PgBouncer line (the ini can
+// file) and temporary config files a crash left behind (they hold secrets), makes sure every running container's project has its PgBouncer line (the ini can
 // lose lines, for example when the file in the install's checkout is replaced), and logs
 // drift it does not repair: stopped containers with a config (the next spawn recreates
 // them), running containers without a config file, and config files without a container.
@@ -40,6 +40,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		}
 	}
 
+	s.removeTempFiles()
 	files, err := filepath.Glob(filepath.Join(s.cfg.ConfigDir, "proj_*.conf"))
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -93,4 +94,19 @@ func (s *Service) reconcileContainer(ctx context.Context, id, state string) erro
 		s.log.Warn("drift: PgBouncer line was missing; restored", "project", id)
 	}
 	return nil
+}
+
+// removeTempFiles deletes the temporary files of interrupted atomic writes and write
+// checks. Nothing else writes them, and before the server starts nothing is writing.
+func (s *Service) removeTempFiles() {
+	for _, pattern := range []string{".proj_*.conf.tmp-*", ".write-check-*"} {
+		files, _ := filepath.Glob(filepath.Join(s.cfg.ConfigDir, pattern))
+		for _, f := range files {
+			if err := os.Remove(f); err != nil {
+				s.log.Warn("removing leftover temporary file", "file", f, "error", err)
+				continue
+			}
+			s.log.Info("removed leftover temporary file", "file", f)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -510,7 +511,7 @@ func TestListShowsPostgRESTContainers(t *testing.T) {
 	wantStatus(t, err, 500, "list_failed")
 }
 
-func TestReconcileRemovesHalfCreatedContainers(t *testing.T) {
+func TestReconcileRemovesLeftoversAndRestoresLines(t *testing.T) {
 	h := newHarness(t)
 	const other = "proj_aaaaaaaaaaaaaaaa"
 	h.seed(testID, "jwt", "pw")
@@ -528,8 +529,17 @@ func TestReconcileRemovesHalfCreatedContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A crash during an atomic write leaves a temporary copy, with secrets.
+	leftover := filepath.Join(h.svc.cfg.ConfigDir, "."+testID+".conf.tmp-123")
+	if err := os.WriteFile(leftover, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := h.svc.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("leftover temporary config file: got %v, want it removed", err)
 	}
 	if _, ok := h.docker.container(ContainerName(other)); ok {
 		t.Error("half-created container not removed")
