@@ -424,7 +424,7 @@ func TestSpawnErrors(t *testing.T) {
 	}
 }
 
-func TestDestroy(t *testing.T) {
+func TestDestroyWithoutDatabaseThenCleanedUp(t *testing.T) {
 	h := newHarness(t)
 	h.seed(testID, "jwt", "pw")
 	if _, err := h.svc.Spawn(context.Background(), testID); err != nil {
@@ -472,7 +472,7 @@ func TestDestroyDockerDownNamesWhatFailed(t *testing.T) {
 	}
 }
 
-func TestRestart(t *testing.T) {
+func TestRestartRunningContainerOrNotFound(t *testing.T) {
 	h := newHarness(t)
 	err := h.svc.Restart(context.Background(), testID)
 	wantStatus(t, err, 404, "not_found")
