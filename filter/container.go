@@ -91,7 +91,7 @@ func (p *Policy) groupsAllowing(op Op, accept func(*group) bool) []*group {
 var containerActions = map[Op]string{
 	OpContainerStart: "/start", OpContainerStop: "/stop", OpContainerRestart: "/restart",
 	OpContainerKill: "/kill", OpContainerRemove: "", OpContainerWait: "/wait",
-	OpContainerInspect: "/json",
+	OpContainerInspect: "/json", OpContainerLogs: "/logs",
 }
 
 var waitConditions = map[string]bool{"": true, "not-running": true, "next-exit": true, "removed": true}

@@ -92,7 +92,7 @@ func (p *Policy) Decide(ctx context.Context, call *Call, body Body, r Resolver) 
 	case OpContainerCreate:
 		return p.decideCreate(call, body)
 	case OpContainerInspect, OpContainerStart, OpContainerStop, OpContainerRestart,
-		OpContainerKill, OpContainerRemove, OpContainerWait:
+		OpContainerKill, OpContainerRemove, OpContainerWait, OpContainerLogs:
 		return p.decideContainer(ctx, call, r)
 	case OpExecCreate:
 		return p.decideExecCreate(ctx, call, body, r)

@@ -80,6 +80,7 @@ var actionWords = []struct {
 	{OpContainerInspect, "listed and inspected"}, {OpContainerStart, "started"},
 	{OpContainerStop, "stopped"}, {OpContainerRestart, "restarted"}, {OpContainerKill, "killed"},
 	{OpContainerRemove, "removed"}, {OpContainerWait, "waited on"},
+	{OpContainerLogs, "read in their logs"},
 }
 
 func (p *Policy) explainGroup(d *doc, g *group) {

@@ -54,7 +54,8 @@ type GroupRule struct {
 	Labels map[string]*Match `yaml:"labels"`
 	// Allow lists the operations on these containers: inspect (which also
 	// makes them visible in lists), start, stop, restart, kill, remove, wait,
-	// exec (create, start and inspect of execs in them).
+	// logs (their output, which may hold secrets), exec (create, start and
+	// inspect of execs in them).
 	Allow []string `yaml:"allow"`
 	// KillSignals are the signals kill (and stop or restart with a signal)
 	// may send. Required when kill is allowed.

@@ -17,6 +17,7 @@ var groupActions = map[string][]Op{
 	"kill":    {OpContainerKill},
 	"remove":  {OpContainerRemove},
 	"wait":    {OpContainerWait},
+	"logs":    {OpContainerLogs},
 	"exec":    {OpExecCreate, OpExecStart, OpExecInspect},
 }
 

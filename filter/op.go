@@ -21,6 +21,7 @@ const (
 	OpContainerKill     Op = "container.kill"
 	OpContainerRemove   Op = "container.remove"
 	OpContainerWait     Op = "container.wait"
+	OpContainerLogs     Op = "container.logs"
 	OpExecCreate        Op = "exec.create"
 	OpExecStart         Op = "exec.start"
 	OpExecInspect       Op = "exec.inspect"
@@ -51,17 +52,19 @@ type opInfo struct {
 }
 
 var allowable = map[Op]opInfo{
-	OpPing:              {},
-	OpVersion:           {},
-	OpContainerList:     {query: []string{"all", "limit", "size", "filters", "before", "since"}},
-	OpContainerInspect:  {query: []string{"size"}},
-	OpContainerCreate:   {query: []string{"name"}, body: true},
-	OpContainerStart:    {},
-	OpContainerStop:     {query: []string{"t", "signal"}, stream: true},
-	OpContainerRestart:  {query: []string{"t", "signal"}, stream: true},
-	OpContainerKill:     {query: []string{"signal"}},
-	OpContainerRemove:   {query: []string{"force", "v", "link"}},
-	OpContainerWait:     {query: []string{"condition"}, stream: true},
+	OpPing:             {},
+	OpVersion:          {},
+	OpContainerList:    {query: []string{"all", "limit", "size", "filters", "before", "since"}},
+	OpContainerInspect: {query: []string{"size"}},
+	OpContainerCreate:  {query: []string{"name"}, body: true},
+	OpContainerStart:   {},
+	OpContainerStop:    {query: []string{"t", "signal"}, stream: true},
+	OpContainerRestart: {query: []string{"t", "signal"}, stream: true},
+	OpContainerKill:    {query: []string{"signal"}},
+	OpContainerRemove:  {query: []string{"force", "v", "link"}},
+	OpContainerWait:    {query: []string{"condition"}, stream: true},
+	OpContainerLogs: {query: []string{"follow", "stdout", "stderr", "since", "until", "timestamps",
+		"tail", "details"}, stream: true},
 	OpExecCreate:        {body: true},
 	OpExecStart:         {body: true, stream: true, hijack: true},
 	OpExecInspect:       {},
@@ -93,7 +96,7 @@ func AllowableOps() []Op {
 		OpPing, OpVersion,
 		OpContainerList, OpContainerInspect, OpContainerCreate, OpContainerStart,
 		OpContainerStop, OpContainerRestart, OpContainerKill, OpContainerRemove,
-		OpContainerWait,
+		OpContainerWait, OpContainerLogs,
 		OpExecCreate, OpExecStart, OpExecInspect,
 		OpNetworkList, OpNetworkInspect, OpNetworkConnect, OpNetworkDisconnect,
 		OpImageList, OpImageInspect, OpImagePull,

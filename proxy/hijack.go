@@ -27,23 +27,30 @@ func wantsUpgrade(r *http.Request) bool {
 // hijack sends a request that may switch protocols over a connection of its
 // own. Only when the daemon answers 101 do both sides become a raw two-way
 // stream; any other answer is relayed as an ordinary response.
-func (h *Handler) hijack(w http.ResponseWriter, out *http.Request) (int, error) {
+func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request) (int, error) {
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", "tcp")
-	up, err := h.up.Dial(out.Context())
+	up, err := h.up.Dial(ctx)
 	if err != nil {
 		return h.badGateway(w, err)
 	}
-	if err := out.Write(up); err != nil {
-		up.Close()
-		return h.badGateway(w, err)
-	}
+	// The exchange up to the daemon's answer head is bounded; the stream
+	// after it is not.
+	_ = up.SetDeadline(time.Now().Add(h.opts.RequestTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = up.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	upBuf := bufio.NewReader(up)
-	resp, err := http.ReadResponse(upBuf, out)
+	bw := bufio.NewWriter(up)
+	if err := writeRequest(bw, out); err != nil {
+		up.Close()
+		return h.badGateway(w, err)
+	}
+	resp, err := http.ReadResponse(upBuf, &http.Request{Method: out.Method})
 	if err != nil {
 		up.Close()
 		return h.badGateway(w, err)
 	}
+	_ = up.SetDeadline(time.Time{})
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer up.Close()
 		defer resp.Body.Close()

@@ -146,8 +146,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, append(body, '\n'))
 }
 
+var jsonType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonType
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -163,19 +165,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, d *filter.Deci
 		defer cancel()
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.opts.RequestTimeout))
 	}
-	target := d.Path
+	out := &Request{Method: r.Method, Target: d.Path, Body: d.Body, Header: make(http.Header, 4)}
 	if d.Query != "" {
-		target += "?" + d.Query
-	}
-	out, err := NewRequest(ctx, r.Method, target, d.Body)
-	if err != nil {
-		return h.badGateway(w, err)
+		out.Target += "?" + d.Query
 	}
 	if d.Body != nil {
-		out.Header.Set("Content-Type", "application/json")
+		out.Header["Content-Type"] = jsonType
 	}
-	if ua := r.Header.Get("User-Agent"); ua != "" {
-		out.Header.Set("User-Agent", ua)
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		out.Header["User-Agent"] = ua[:1]
 	}
 	if d.Op == filter.OpImagePull {
 		if auth := r.Header.Get("X-Registry-Auth"); auth != "" {
@@ -183,9 +181,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, d *filter.Deci
 		}
 	}
 	if d.Hijack && wantsUpgrade(r) {
-		return h.hijack(w, out)
+		return h.hijack(w, r.Context(), out)
 	}
-	resp, err := h.up.RoundTrip(out)
+	resp, err := h.up.RoundTrip(ctx, out)
 	if err != nil {
 		return h.badGateway(w, err)
 	}
@@ -282,6 +280,9 @@ func (h *Handler) audit(r *http.Request, d *filter.Decision, start time.Time, er
 	h.metrics.requests.WithLabelValues(string(d.Op), decision).Inc()
 	if !d.Stream {
 		h.metrics.duration.WithLabelValues(string(d.Op)).Observe(elapsed.Seconds())
+	}
+	if !h.log.Enabled(context.Background(), level) {
+		return
 	}
 	client := r.RemoteAddr
 	if client == "" || client == "@" {

@@ -28,11 +28,7 @@ func (r *resolver) get(ctx context.Context, version, path string) ([]byte, error
 	if version != "" {
 		prefix = "/v" + version
 	}
-	req, err := NewRequest(ctx, http.MethodGet, prefix+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.up.RoundTrip(req)
+	resp, err := r.up.RoundTrip(ctx, &Request{Method: http.MethodGet, Target: prefix + path})
 	if err != nil {
 		return nil, &upstreamError{err}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DialTimeout bounds connecting to the daemon.
 	DialTimeout time.Duration
+	// Pprof serves Go's profiler under /debug/pprof/ on the metrics
+	// listener. Off by default.
+	Pprof bool
 	// PolicyPoll, when set, is how often the policy file is checked for a
 	// change, which then reloads it as SIGHUP does.
 	PolicyPoll time.Duration
@@ -235,6 +239,10 @@ func (s *Service) apiServer() *http.Server {
 func (s *Service) metricsMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
 	})

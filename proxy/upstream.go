@@ -1,13 +1,16 @@
 package proxy
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -48,31 +51,38 @@ func ParseAddress(s string) (Address, error) {
 	return Address{}, fmt.Errorf("address %q: scheme must be tcp:// or unix://", s)
 }
 
-// Upstream is the Docker daemon: a pool of kept-alive connections for
-// ordinary requests, and fresh connections for requests that may become
-// streams.
+// Upstream is the Docker daemon. Ordinary requests go over a pool of
+// kept-alive connections, one request at a time per connection, written
+// and read by the calling goroutine; requests that may become streams get
+// a fresh connection of their own.
 type Upstream struct {
-	addr      Address
-	dialer    net.Dialer
-	transport *http.Transport
+	addr   Address
+	dialer net.Dialer
+
+	mu   sync.Mutex
+	idle []*upConn
 }
+
+// maxIdle bounds the pooled connections to the daemon.
+const maxIdle = 64
+
+// staleAfter is how long a pooled connection may sit idle before it is
+// checked for a close by the daemon before being used again.
+const staleAfter = time.Second
 
 // upstreamHost is the Host header sent to the daemon, which ignores it.
 const upstreamHost = "docker"
 
+type upConn struct {
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+}
+
 // NewUpstream prepares connections to the daemon at addr.
 func NewUpstream(addr Address, dialTimeout time.Duration) *Upstream {
-	u := &Upstream{addr: addr, dialer: net.Dialer{Timeout: dialTimeout}}
-	u.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return u.Dial(ctx)
-		},
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	return u
+	return &Upstream{addr: addr, dialer: net.Dialer{Timeout: dialTimeout}}
 }
 
 // Dial opens a new connection to the daemon.
@@ -80,37 +90,196 @@ func (u *Upstream) Dial(ctx context.Context) (net.Conn, error) {
 	return u.dialer.DialContext(ctx, u.addr.Network, u.addr.Addr)
 }
 
-// RoundTrip sends a request over a pooled connection.
-func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	return u.transport.RoundTrip(req)
+// get returns a pooled connection that is still open, or a new one.
+func (u *Upstream) get(ctx context.Context) (*upConn, bool, error) {
+	for {
+		u.mu.Lock()
+		n := len(u.idle)
+		if n == 0 {
+			u.mu.Unlock()
+			break
+		}
+		c := u.idle[n-1]
+		u.idle = u.idle[:n-1]
+		u.mu.Unlock()
+		if time.Since(c.lastUsed) < staleAfter || c.alive() {
+			return c, true, nil
+		}
+		c.conn.Close()
+	}
+	conn, err := u.Dial(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return &upConn{conn: conn, br: bufio.NewReaderSize(conn, 8<<10),
+		bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
 }
 
-// NewRequest builds a request for the daemon; target is a path with an
-// optional query.
-func NewRequest(ctx context.Context, method, target string, body []byte) (*http.Request, error) {
-	var rd io.Reader
-	if len(body) > 0 {
-		rd = bytes.NewReader(body)
+// alive reports whether the daemon has not closed an idle connection.
+func (c *upConn) alive() bool {
+	_ = c.conn.SetReadDeadline(time.Now())
+	_, err := c.br.Peek(1)
+	_ = c.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (u *Upstream) put(c *upConn) {
+	c.lastUsed = time.Now()
+	u.mu.Lock()
+	if len(u.idle) < maxIdle {
+		u.idle = append(u.idle, c)
+		c = nil
 	}
-	return http.NewRequestWithContext(ctx, method, "http://"+upstreamHost+target, rd)
+	u.mu.Unlock()
+	if c != nil {
+		c.conn.Close()
+	}
+}
+
+// CloseIdle drops pooled connections.
+func (u *Upstream) CloseIdle() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle = nil
+	u.mu.Unlock()
+	for _, c := range idle {
+		c.conn.Close()
+	}
+}
+
+// Request is one request for the daemon.
+type Request struct {
+	Method string
+	// Target is the path with its query.
+	Target string
+	// Header holds the few headers sent besides Host and Content-Length.
+	Header http.Header
+	Body   []byte
+}
+
+// RoundTrip sends a request over a pooled connection and reads the
+// answer's head. The answer's body must be closed; the connection goes
+// back to the pool once the body has been read to its end. ctx bounds the
+// whole exchange, body included.
+func (u *Upstream) RoundTrip(ctx context.Context, req *Request) (*http.Response, error) {
+	resp, err := u.roundTrip(ctx, req)
+	if err != nil && req.Method == http.MethodGet || err != nil && req.Method == http.MethodHead {
+		// A kept-alive connection the daemon closed just now: a read is
+		// safe to send again on a fresh one.
+		var reused *reusedError
+		if errors.As(err, &reused) {
+			resp, err = u.roundTrip(ctx, req)
+		}
+	}
+	return resp, err
+}
+
+// reusedError marks a failure on a pooled connection before any answer.
+type reusedError struct{ err error }
+
+func (e *reusedError) Error() string { return e.err.Error() }
+func (e *reusedError) Unwrap() error { return e.err }
+
+func (u *Upstream) roundTrip(ctx context.Context, req *Request) (*http.Response, error) {
+	c, reused, err := u.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Cancelling ctx (deadline, client gone) breaks off the exchange.
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		c.conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if reused {
+			return nil, &reusedError{err}
+		}
+		return nil, err
+	}
+	if err := writeRequest(c.bw, req); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: req.Method})
+	if err != nil {
+		return fail(err)
+	}
+	resp.Body = &pooledBody{ReadCloser: resp.Body, u: u, c: c, stop: stop,
+		keep: !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols,
+		eof:  resp.Body == http.NoBody}
+	return resp, nil
+}
+
+// writeRequest writes an HTTP/1.1 request with only the headers sockpin
+// chose; nothing of the client's framing is passed on.
+func writeRequest(bw *bufio.Writer, req *Request) error {
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.Target)
+	bw.WriteString(" HTTP/1.1\r\nHost: " + upstreamHost + "\r\n")
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.Itoa(len(req.Body)))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Write(req.Body)
+	return bw.Flush()
+}
+
+// pooledBody returns the connection to the pool when the answer was read
+// to its end, and closes it otherwise.
+type pooledBody struct {
+	io.ReadCloser
+	u    *Upstream
+	c    *upConn
+	stop func() bool
+	keep bool
+	eof  bool
+	done bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *pooledBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	b.ReadCloser.Close()
+	if b.stop() && b.keep && b.eof {
+		b.u.put(b.c)
+		return nil
+	}
+	return b.c.conn.Close()
 }
 
 // Ping asks the daemon whether it is up.
 func (u *Upstream) Ping(ctx context.Context) error {
-	req, err := NewRequest(ctx, http.MethodGet, "/_ping", nil)
+	resp, err := u.RoundTrip(ctx, &Request{Method: http.MethodGet, Target: "/_ping"})
 	if err != nil {
 		return err
 	}
-	resp, err := u.RoundTrip(req)
-	if err != nil {
-		return err
-	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("daemon answered _ping with %s", resp.Status)
 	}
 	return nil
 }
-
-// CloseIdle drops pooled connections.
-func (u *Upstream) CloseIdle() { u.transport.CloseIdleConnections() }
