@@ -22,8 +22,11 @@ const reconcileTimeout = 60 * time.Second
 
 // run parses args, reads the configuration through getenv, reconciles, and serves until
 // ctx ends; then it stops accepting requests and lets in-flight operations finish for up
-// to SHUTDOWN_TIMEOUT.
+// to SHUTDOWN_TIMEOUT. Args starting with "health" run the health check instead.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "health" {
+		return runHealth(ctx, args[1:], getenv, stderr)
+	}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
@@ -115,7 +118,8 @@ func logLevel(s string) slog.Level {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: manager [-help]\n\n"+
+	fmt.Fprintf(w, "Usage: manager [-help]\n"+
+		"       manager health [-port PORT] [-timeout D]   exit 0 when GET /health answers 200\n\n"+
 		"Serves the LaunchDB PostgREST manager API. Configuration comes from the environment:\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
