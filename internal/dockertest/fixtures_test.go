@@ -12,6 +12,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+
+	"github.com/launchdb/sockpin/internal/standin"
 )
 
 // These tests use random names, not the fixed LaunchDB ones, so they do not
@@ -177,18 +179,22 @@ func (f foreign) container(name, image, runLabel string) {
 func (f foreign) image(tag, runLabel string) {
 	f.t.Helper()
 	ctx := context.Background()
-	root := rootfs{}
-	root.file("f", []byte("x"), 0o644)
+	root := standin.Tree{}
+	root.File("f", []byte("x"), 0o644)
 	var changes []string
 	for k, v := range f.labels(runLabel) {
 		changes = append(changes, "LABEL "+k+"="+v)
 	}
-	body, err := f.cli.ImageImport(ctx, image.ImportSource{Source: root.tar(f.t), SourceName: "-"},
+	layer, err := root.Tar()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	body, err := f.cli.ImageImport(ctx, image.ImportSource{Source: layer, SourceName: "-"},
 		tag, image.ImportOptions{Changes: changes})
 	if err != nil {
 		f.t.Fatalf("importing foreign image: %v", err)
 	}
-	err = readProgress(body)
+	err = standin.ReadProgress(body)
 	body.Close()
 	f.t.Cleanup(func() {
 		f.cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})

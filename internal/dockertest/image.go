@@ -1,18 +1,10 @@
 package dockertest
 
 import (
-	"archive/tar"
-	"bytes"
 	"debug/elf"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +13,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/launchdb/sockpin/internal/standin"
 )
 
 // PostgRESTImage is the image name the manager uses by default.
@@ -28,13 +22,7 @@ const PostgRESTImage = "launchdb/postgrest:v1"
 
 // BusyboxPath is the static BusyBox (Debian's busybox-static) copied into
 // images that need a shell.
-const BusyboxPath = "/bin/busybox"
-
-// standinPkg is the stand-in program, relative to the module root.
-const standinPkg = "./internal/dockertest/testdata/standin"
-
-// containerPath is PATH inside the stand-in images; FROM scratch has none.
-const containerPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const BusyboxPath = standin.BusyboxPath
 
 // StandinImage creates the PostgREST stand-in image (the program in
 // testdata/standin: GET / on :3000, `curl -f URL` for the healthcheck) as
@@ -48,16 +36,7 @@ const containerPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 // the run label even when the code under test creates them.
 func StandinImage(t testing.TB, cli *client.Client, tag string) string {
 	t.Helper()
-	bin := readFile(t, Standin(t))
-	root := rootfs{}
-	root.users()
-	root.file("app", bin, 0o755)
-	root.file("usr/bin/curl", bin, 0o755)
-	return importImage(t, cli, tag, root, []string{
-		"ENV PATH=" + containerPath,
-		"EXPOSE 3000",
-		`ENTRYPOINT ["/app", "serve"]`,
-	})
+	return importImage(t, cli, tag, standin.PostgREST(readFile(t, Standin(t))))
 }
 
 var (
@@ -69,7 +48,7 @@ var (
 // built once per test process.
 func Standin(t testing.TB) string {
 	t.Helper()
-	return goBuild(t, standinPkg, "standin")
+	return goBuild(t, standin.Program, "standin")
 }
 
 // BuildBinary builds ./cmd/<pkg> of this module (CGO_ENABLED=0) once per
@@ -133,13 +112,10 @@ func staticBusybox(t testing.TB) []byte {
 	return readFile(t, BusyboxPath)
 }
 
-// importImage imports root as a one-layer image tagged tag, with the
-// Dockerfile instructions changes and the run label, and removes the tag on
-// cleanup. Importing skips the builder: no intermediate containers or
+// importImage imports img as a one-layer image tagged tag, with the run
+// label, and removes the tag on cleanup. Importing skips the builder: no intermediate containers or
 // images, and a fraction of a second. It returns the image ID.
-func importImage(t testing.TB, cli *client.Client, tag string, root rootfs,
-	changes []string,
-) string {
+func importImage(t testing.TB, cli *client.Client, tag string, img standin.Image) string {
 	t.Helper()
 	c, cancel := callCtx()
 	defer cancel()
@@ -158,24 +134,12 @@ func importImage(t testing.TB, cli *client.Client, tag string, root rootfs,
 		t.Fatalf("inspecting image %q: %v", tag, err)
 	}
 
-	changes = append(changes, "LABEL "+RunLabel+"="+RunID())
-	body, err := cli.ImageImport(c, image.ImportSource{Source: root.tar(t), SourceName: "-"},
-		tag, image.ImportOptions{Changes: changes})
-	if err != nil {
-		t.Fatalf("importing image %q: %v", tag, err)
-	}
-	defer body.Close()
-	importErr := readProgress(body)
 	t.Cleanup(func() { removeImage(t, cli, tag) })
-	if importErr != nil {
-		t.Fatalf("importing image %q: %v", tag, importErr)
-	}
-
-	imported, err := cli.ImageInspect(c, tag)
+	id, err := standin.Import(c, cli, tag, img, Labels())
 	if err != nil {
-		t.Fatalf("inspecting imported image %q: %v", tag, err)
+		t.Fatal(err)
 	}
-	return imported.ID
+	return id
 }
 
 func removeImage(t testing.TB, cli *client.Client, tag string) {
@@ -185,110 +149,5 @@ func removeImage(t testing.TB, cli *client.Client, tag string) {
 	_, err := cli.ImageRemove(c, tag, image.RemoveOptions{PruneChildren: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		t.Errorf("removing image %q: %v", tag, err)
-	}
-}
-
-// rootfs is the file tree of an image, by path without a leading slash.
-type rootfs map[string]rootfsEntry
-
-type rootfsEntry struct {
-	data []byte
-	mode int64
-	link string // symlink target, for a symlink
-	dir  bool
-}
-
-func (r rootfs) file(path string, data []byte, mode int64) {
-	r[path] = rootfsEntry{data: data, mode: mode}
-}
-
-// users adds /etc/passwd and /etc/group with root and postgres (UID 70, as
-// in Alpine's PgBouncer image): Docker resolves an exec's User "root"
-// through /etc/passwd and refuses the exec without it.
-func (r rootfs) users() {
-	r.file("etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"+
-		"postgres:x:70:70:postgres:/var/lib/postgresql:/bin/sh\n"), 0o644)
-	r.file("etc/group", []byte("root:x:0:root\npostgres:x:70:\n"), 0o644)
-}
-
-func (r rootfs) dir(path string, mode int64) {
-	r[path] = rootfsEntry{dir: true, mode: mode}
-}
-
-func (r rootfs) symlink(path, target string) {
-	r[path] = rootfsEntry{link: target, mode: 0o777}
-}
-
-// tar packs the tree, adding missing parent directories (0755) and writing
-// every directory before what it holds.
-func (r rootfs) tar(t testing.TB) io.Reader {
-	t.Helper()
-	for path := range r {
-		for dir := filepath.Dir(path); dir != "."; dir = filepath.Dir(dir) {
-			if _, ok := r[dir]; !ok {
-				r.dir(dir, 0o755)
-			}
-		}
-	}
-	paths := slices.Sorted(maps.Keys(r))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, path := range paths {
-		e := r[path]
-		hdr := &tar.Header{
-			Name: path, Mode: e.mode, Typeflag: tar.TypeReg, Size: int64(len(e.data)),
-		}
-		switch {
-		case e.dir:
-			hdr.Name, hdr.Typeflag = path+"/", tar.TypeDir
-		case e.link != "":
-			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.link
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("packing image files: %v", err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			t.Fatalf("packing image files: %v", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatalf("packing image files: %v", err)
-	}
-	return &buf
-}
-
-// readProgress drains the daemon's JSON progress stream (of an import or a
-// build) and returns the error it reports, with the last output lines.
-func readProgress(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	var tail []string
-	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Status      string `json:"status"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		err := dec.Decode(&msg)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading progress: %w", err)
-		}
-		if s := strings.TrimSpace(msg.Stream + msg.Status); s != "" {
-			tail = append(tail, s)
-			if len(tail) > 10 {
-				tail = tail[1:]
-			}
-		}
-		if msg.ErrorDetail != nil && msg.Error == "" {
-			msg.Error = msg.ErrorDetail.Message
-		}
-		if msg.Error != "" {
-			return fmt.Errorf("%s\n%s", msg.Error, strings.Join(tail, "\n"))
-		}
 	}
 }

@@ -2,7 +2,6 @@ package dockertest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+
+	"github.com/launchdb/sockpin/internal/standin"
 )
 
 // PgBouncerName is the fixed name of the PgBouncer container.
@@ -20,7 +21,7 @@ const PgBouncerINIPath = "/etc/pgbouncer/pgbouncer.ini"
 
 // pgbouncerStateDir is where the stand-in writes its reload log in the
 // container, a bind mount of a host directory.
-const pgbouncerStateDir = "/var/lib/standin"
+const pgbouncerStateDir = standin.PgBouncerStateDir
 
 // PgBouncerINI is the file a PgBouncer fixture starts with: the platform
 // database in session mode, as LaunchDB ships it.
@@ -41,44 +42,14 @@ default_pool_size = 20
 ignore_startup_parameters = extra_float_digits
 `
 
-// pgbouncerImage creates the PgBouncer stand-in image: static BusyBox with
-// every applet linked in /bin (as `busybox --install -s /bin` would), /tmp,
-// and the stand-in program as PID 1 counting SIGHUPs.
+// pgbouncerImage creates the PgBouncer stand-in image (see standin.PgBouncer).
 func pgbouncerImage(t testing.TB, cli *client.Client, tag string) {
 	t.Helper()
-	root := rootfs{}
-	root.users()
-	root.file("bin/busybox", staticBusybox(t), 0o755)
-	for _, applet := range busyboxApplets(t) {
-		if _, ok := root["bin/"+applet]; !ok {
-			root.symlink("bin/"+applet, "/bin/busybox")
-		}
-	}
-	root.file("usr/local/bin/standin", readFile(t, Standin(t)), 0o755)
-	root.dir("tmp", 0o1777)
-	root.dir("etc/pgbouncer", 0o755)
-	root.dir("var/run", 0o755)
-	root.dir(strings.TrimPrefix(pgbouncerStateDir, "/"), 0o755)
-	importImage(t, cli, tag, root, []string{
-		"ENV PATH=" + containerPath,
-		`ENTRYPOINT ["/usr/local/bin/standin", "pgbouncer"]`,
-	})
-}
-
-// busyboxApplets lists the applets of BusyboxPath.
-func busyboxApplets(t testing.TB) []string {
-	t.Helper()
-	out, err := exec.Command(BusyboxPath, "--list").Output()
+	applets, err := standin.Applets(BusyboxPath)
 	if err != nil {
-		t.Fatalf("listing BusyBox applets: %v", err)
+		t.Fatal(err)
 	}
-	var applets []string
-	for _, name := range strings.Fields(string(out)) {
-		if name != "busybox" && !strings.Contains(name, "/") {
-			applets = append(applets, name)
-		}
-	}
-	return applets
+	importImage(t, cli, tag, standin.PgBouncer(readFile(t, Standin(t)), staticBusybox(t), applets))
 }
 
 // PgBouncer is a running PgBouncer stand-in container: BusyBox sh and the
