@@ -1,12 +1,19 @@
-# sockpin: build and test both binaries.
+# sockpin: build and test both binaries, build their images, run the demo.
 GO ?= go
+DOCKER ?= docker
 export CGO_ENABLED := 0
 
 BINARIES := bin/proxy bin/manager
 FUZZ_TARGETS := FuzzParseTarget FuzzCreateBody FuzzExecBody
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet fmt-check fuzz-smoke clean
+# Image names; the tests build under their own names and add labels through
+# IMAGE_BUILD_FLAGS.
+PROXY_IMAGE ?= sockpin/proxy:latest
+MANAGER_IMAGE ?= sockpin/manager:latest
+IMAGE_BUILD_FLAGS ?=
+
+.PHONY: all build test vet fmt-check fuzz-smoke clean images demo
 
 all: build
 
@@ -16,6 +23,26 @@ bin/%: FORCE
 	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/$*
 
 FORCE:
+
+# The demo driver and the stand-in program it packs into images.
+bin/demo: FORCE
+	$(GO) build -trimpath -o $@ ./deploy/demo
+
+bin/standin: FORCE
+	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./internal/dockertest/testdata/standin
+
+# Both images FROM scratch, from the static binaries: no registry needed.
+images: build
+	$(DOCKER) build --force-rm $(IMAGE_BUILD_FLAGS) -t $(PROXY_IMAGE) -f deploy/proxy.Dockerfile .
+	$(DOCKER) build --force-rm $(IMAGE_BUILD_FLAGS) -t $(MANAGER_IMAGE) -f deploy/manager.Dockerfile .
+
+# Everything on this machine, nothing to configure: see README.md. The first
+# step only checks that the Docker daemon answers, so that a missing daemon
+# gives one clear message instead of a failed image build.
+demo: build bin/demo bin/standin
+	@bin/demo -check
+	@$(MAKE) --no-print-directory images
+	@bin/demo -proxy-image $(PROXY_IMAGE) -manager-image $(MANAGER_IMAGE)
 
 vet:
 	$(GO) vet ./...
