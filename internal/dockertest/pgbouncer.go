@@ -25,22 +25,7 @@ const pgbouncerStateDir = standin.PgBouncerStateDir
 
 // PgBouncerINI is the file a PgBouncer fixture starts with: the platform
 // database in session mode, as LaunchDB ships it.
-const PgBouncerINI = `[databases]
-platform = host=postgres port=5432 dbname=platform pool_mode=session pool_size=25 reserve_pool=5
-
-[pgbouncer]
-listen_addr = 0.0.0.0
-listen_port = 6432
-auth_type = scram-sha-256
-auth_file = /etc/pgbouncer/userlist.txt
-auth_user = pgbouncer_auth
-auth_query = SELECT usename, passwd FROM pgbouncer.get_auth($1)
-auth_dbname = platform
-pool_mode = transaction
-max_client_conn = 1000
-default_pool_size = 20
-ignore_startup_parameters = extra_float_digits
-`
+const PgBouncerINI = standin.PgBouncerINI
 
 // pgbouncerImage creates the PgBouncer stand-in image (see standin.PgBouncer).
 func pgbouncerImage(t testing.TB, cli *client.Client, tag string) {

@@ -33,6 +33,25 @@ const BusyboxPath = "/bin/busybox"
 // SIGHUPs; callers bind-mount a host directory there to read them.
 const PgBouncerStateDir = "/var/lib/standin"
 
+// PgBouncerINI is the pgbouncer.ini a PgBouncer stand-in starts with: the
+// platform database in session mode, as LaunchDB ships it.
+const PgBouncerINI = `[databases]
+platform = host=postgres port=5432 dbname=platform pool_mode=session pool_size=25 reserve_pool=5
+
+[pgbouncer]
+listen_addr = 0.0.0.0
+listen_port = 6432
+auth_type = scram-sha-256
+auth_file = /etc/pgbouncer/userlist.txt
+auth_user = pgbouncer_auth
+auth_query = SELECT usename, passwd FROM pgbouncer.get_auth($1)
+auth_dbname = platform
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits
+`
+
 // containerPath is PATH inside the images; FROM scratch has none.
 const containerPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
