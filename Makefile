@@ -12,6 +12,8 @@ FUZZTIME ?= 10s
 PROXY_IMAGE ?= sockpin/proxy:latest
 MANAGER_IMAGE ?= sockpin/manager:latest
 IMAGE_BUILD_FLAGS ?=
+# Extra flags for the demo driver (bin/demo -help lists them).
+DEMO_FLAGS ?=
 
 .PHONY: all build test vet fmt-check fuzz-smoke clean images demo
 
@@ -40,9 +42,9 @@ images: build
 # step only checks that the Docker daemon answers, so that a missing daemon
 # gives one clear message instead of a failed image build.
 demo: build bin/demo bin/standin
-	@bin/demo -check
+	@bin/demo -check $(DEMO_FLAGS)
 	@$(MAKE) --no-print-directory images
-	@bin/demo -proxy-image $(PROXY_IMAGE) -manager-image $(MANAGER_IMAGE)
+	@bin/demo -proxy-image $(PROXY_IMAGE) -manager-image $(MANAGER_IMAGE) $(DEMO_FLAGS)
 
 vet:
 	$(GO) vet ./...

@@ -101,21 +101,11 @@ func (d *demo) privileged(ctx context.Context) error {
 
 // observe shows the proxy's refusal in its audit log and its counters.
 func (d *demo) observe(ctx context.Context) error {
-	logs, err := containerLogs(ctx, d.cli, d.proxyContainer)
-	if err != nil {
-		return err
-	}
 	d.p.step("audit log: `docker logs %s` (one JSON line per request); the refusal:",
 		d.proxyContainer)
-	var denial string
-	for _, line := range strings.Split(logs, "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["decision"] == "deny" {
-			denial = line
-		}
-	}
-	if denial == "" {
-		return errors.New("the proxy's log has no denial")
+	denial, err := d.denial(ctx)
+	if err != nil {
+		return err
 	}
 	d.p.detail("%s", denial)
 
@@ -133,6 +123,36 @@ func (d *demo) observe(ctx context.Context) error {
 	}
 	d.p.detail("(both go away with the demo; the next step removes everything)")
 	return nil
+}
+
+// denial returns the proxy's last audit line of a refusal. The line may reach the log a
+// moment after the refused client got its answer: it waits up to five seconds.
+func (d *demo) denial(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs, err := containerLogs(ctx, d.cli, d.proxyContainer)
+		if err != nil {
+			return "", err
+		}
+		var denial string
+		for _, line := range strings.Split(logs, "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["decision"] == "deny" {
+				denial = line
+			}
+		}
+		if denial != "" {
+			return denial, nil
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("the proxy's log has no refusal")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func get(ctx context.Context, url string) (string, error) {
