@@ -27,19 +27,22 @@ const run = "TestReadme runs it"
 // A README command missing here fails TestReadmeCommandsAreExercised: add it, with the
 // test that runs it.
 var readmeCommands = map[string]string{
-	"make demo": "make demo itself; TestDemo runs its driver and TestMakeDemoWithoutDaemon " +
-		"the target",
+	"make demo":   "make demo; TestDemo (its driver), TestMakeDemoWithoutDaemon",
 	"make test":   ".ci/run",
 	"make build":  run,
-	"make images": "TestImages and TestDemo (make images under test names)",
-	"bin/proxy policy check policy.yaml":                           run,
-	"bin/proxy policy explain policy.yaml":                         run,
+	"make images": "TestImages, TestDemo",
+
+	"bin/proxy policy check policy.yaml":   run,
+	"bin/proxy policy explain policy.yaml": run,
+
 	"bin/proxy -policy policy.yaml -listen tcp://127.0.0.1:2375 &": run,
 	"DOCKER_HOST=tcp://127.0.0.1:2375 docker ps":                   run,
-	"stat -c %g /var/run/docker.sock":                              run,
+
+	"stat -c %g /var/run/docker.sock": run,
+	// make demo runs deploy/compose.yaml with a second file the same way.
 	"docker-compose -f docker-compose.yml -f /path/to/sockpin/deploy/compose.yaml up -d": "" +
-		"make demo: deploy/demo runs deploy/compose.yaml with a second file the same way; " +
-		"TestComposeConfig and TestComposeDemoKeepsNames check both",
+		"make demo, TestDemo; TestComposeConfig, TestComposeDemoKeepsNames",
+
 	"bin/proxy policy migrate CONTAINERS=1 POST=1 EXEC=1 > my-policy.yaml": run,
 	"bin/proxy policy check my-policy.yaml":                                run,
 }
