@@ -218,9 +218,10 @@ func testProxyImage(t *testing.T, cli *client.Client, ref string) {
 	if got, want := process(t, cli, id), "65532 65532 "+gid+",65532"; got != want {
 		t.Errorf("proxy process uid gid groups: got %q, want %q", got, want)
 	}
-	c := dockertest.WaitContainer(t, cli, id, time.Minute, func(c container.InspectResponse) bool {
+	healthy := func(c container.InspectResponse) bool {
 		return c.State.Health != nil && c.State.Health.Status == "healthy"
-	})
+	}
+	c := dockertest.WaitContainer(t, cli, id, time.Minute, healthy)
 	api := proxyClient(t, c, net)
 
 	ctx := context.Background()
@@ -239,10 +240,11 @@ func testProxyImage(t *testing.T, cli *client.Client, ref string) {
 	// Without the socket's group the same container reaches nothing: its access to the
 	// daemon comes from that group, not from its user.
 	id = start(t, cli, hardened{image: ref, binds: binds, network: net})
-	c = dockertest.WaitContainer(t, cli, id, 10*time.Second, func(c container.InspectResponse) bool {
+	hasAddress := func(c container.InspectResponse) bool {
 		return c.NetworkSettings.Networks[net] != nil &&
 			c.NetworkSettings.Networks[net].IPAddress != ""
-	})
+	}
+	c = dockertest.WaitContainer(t, cli, id, 10*time.Second, hasAddress)
 	var code int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		if code, _ = execIn(t, cli, id, "/proxy", "health"); code == 0 {
@@ -305,9 +307,8 @@ func testManagerImage(t *testing.T, cli *client.Client, ref string) {
 	id = start(t, cli, hardened{image: ref,
 		env:   append(env, "POSTGREST_CONFIG_DIR=/data"),
 		binds: []string{other + ":/data"}})
-	c := dockertest.WaitContainer(t, cli, id, 20*time.Second, func(c container.InspectResponse) bool {
-		return !c.State.Running
-	})
+	exited := func(c container.InspectResponse) bool { return !c.State.Running }
+	c := dockertest.WaitContainer(t, cli, id, 20*time.Second, exited)
 	logs, _ := logsOf(context.Background(), cli, id)
 	if c.State.ExitCode != 1 || !strings.Contains(logs, "not writable") {
 		t.Errorf("manager on a root-owned volume: got exit %d %q, want 1 and not writable",

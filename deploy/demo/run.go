@@ -100,7 +100,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	start := time.Now()
 	err = d.run(ctx)
 	if err == nil {
-		p.step("demo finished in %s; removing what it created", time.Since(start).Round(time.Second))
+		p.step("demo finished in %s; removing what it created",
+			time.Since(start).Round(time.Second))
 	} else if ctx.Err() == nil {
 		p.step("demo failed; removing what it created")
 	} else {
