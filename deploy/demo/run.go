@@ -46,7 +46,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.standin, "standin", "bin/standin",
 		"the stand-in `program` (make bin/standin)")
 	fs.StringVar(&o.pgBin, "pg-bin", "/usr/lib/postgresql/15/bin",
-		"PostgreSQL server binaries; when missing, the -pg-image runs instead")
+		"`directory` of the PostgreSQL server binaries; without them, -pg-image runs instead")
 	fs.StringVar(&o.pgImage, "pg-image", "postgres:15-alpine",
 		"PostgreSQL `image` used when -pg-bin has no binaries")
 	fs.StringVar(&o.label, "label", "",
