@@ -3,8 +3,8 @@ GO ?= go
 DOCKER ?= docker
 export CGO_ENABLED := 0
 
-BINARIES := bin/proxy bin/manager
-FUZZ_TARGETS := FuzzParseTarget FuzzCreateBody FuzzExecBody
+BINARIES := bin/proxy bin/manager bin/load
+FUZZ_TARGETS := FuzzParseTarget FuzzCreateBody FuzzExecBody FuzzObjectField FuzzArrayElements
 FUZZTIME ?= 10s
 
 # Image names; the tests build under their own names and add labels through
@@ -67,3 +67,7 @@ fuzz-smoke:
 
 clean:
 	rm -rf bin
+
+# Proxy against the direct socket, side by side (see README, Performance).
+load: build bin/standin
+	bin/load

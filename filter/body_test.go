@@ -242,3 +242,45 @@ func FuzzExecBody(f *testing.F) {
 		}
 	})
 }
+
+func FuzzObjectField(f *testing.F) {
+	f.Add([]byte(`{"Id":"x","Config":{"Labels":{"a":"b"}},"Labels":{"c":"\"}"}}`))
+	f.Add([]byte(`{"\u004cabels":{"a":"1"},"Labels":null}`))
+	f.Add([]byte(` { "Labels" : [1, {"x": "]"}] , "y": -1.5e3 } `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		got, err := objectField(b, "Labels")
+		if err != nil {
+			t.Fatalf("objectField failed on valid JSON %q: %v", b, err)
+		}
+		if string(got) != string(m["Labels"]) {
+			t.Fatalf("objectField(%q) = %q, encoding/json says %q", b, got, m["Labels"])
+		}
+	})
+}
+
+func FuzzArrayElements(f *testing.F) {
+	f.Add([]byte(`[{"a":"]"},[1,2],"x",null, 3]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want []json.RawMessage
+		if json.Unmarshal(b, &want) != nil {
+			return
+		}
+		var got []string
+		if err := arrayElements(b, func(e []byte) error { got = append(got, string(e)); return nil }); err != nil {
+			t.Fatalf("arrayElements failed on valid JSON %q: %v", b, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got %d elements, encoding/json says %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != string(want[i]) {
+				t.Fatalf("element %d: got %q, want %q", i, got[i], want[i])
+			}
+		}
+	})
+}

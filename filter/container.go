@@ -39,40 +39,44 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	d.Path = prefix(call) + "/containers/json"
 	d.Query = encodeQuery(call.Query)
 	d.narrow = func(body []byte) ([]byte, error) {
-		return narrowArray(body, func(raw json.RawMessage) (bool, error) {
-			var c struct{ Labels map[string]string }
-			err := json.Unmarshal(raw, &c)
-			return err == nil && p.visible(c.Labels), err
+		return narrowArray(body, func(elem []byte) (bool, error) {
+			raw, err := objectField(elem, "Labels")
+			if err != nil {
+				return false, err
+			}
+			labels := rawLabels(raw)
+			for _, g := range p.groups {
+				if g.allow[OpContainerInspect] && g.containsFunc(labels.get) {
+					return true, nil
+				}
+			}
+			return false, nil
 		})
 	}
 	return d, nil
 }
 
 // narrowArray keeps the elements of a JSON array that keep accepts.
-func narrowArray(body []byte, keep func(json.RawMessage) (bool, error)) ([]byte, error) {
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, fmt.Errorf("narrowing list answer: %w", err)
-	}
-	var out bytes.Buffer
-	out.WriteByte('[')
+func narrowArray(body []byte, keep func([]byte) (bool, error)) ([]byte, error) {
+	out := make([]byte, 0, len(body))
+	out = append(out, '[')
 	n := 0
-	for _, it := range items {
-		ok, err := keep(it)
-		if err != nil {
-			return nil, fmt.Errorf("narrowing list answer: %w", err)
-		}
-		if !ok {
-			continue
+	err := arrayElements(body, func(elem []byte) error {
+		ok, err := keep(elem)
+		if err != nil || !ok {
+			return err
 		}
 		if n > 0 {
-			out.WriteByte(',')
+			out = append(out, ',')
 		}
-		out.Write(it)
+		out = append(out, elem...)
 		n++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("narrowing list answer: %w", err)
 	}
-	out.WriteString("]\n")
-	return out.Bytes(), nil
+	return append(out, ']', '\n'), nil
 }
 
 // groupsAllowing lists the groups that allow op and, when accept is set,

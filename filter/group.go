@@ -40,8 +40,13 @@ type labelMatch struct {
 
 // contains reports whether a container with these labels belongs to g.
 func (g *group) contains(labels map[string]string) bool {
+	return g.containsFunc(func(k string) (string, bool) { v, ok := labels[k]; return v, ok })
+}
+
+// containsFunc is contains over a label lookup function.
+func (g *group) containsFunc(get func(string) (string, bool)) bool {
 	for _, l := range g.labels {
-		v, ok := labels[l.key]
+		v, ok := get(l.key)
 		if !ok || !l.matches(v) {
 			return false
 		}

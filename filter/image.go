@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -18,10 +17,10 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 		d.Path = prefix(call) + "/images/json"
 		d.Query = encodeQuery(call.Query)
 		d.narrow = func(body []byte) ([]byte, error) {
-			return narrowArray(body, func(raw json.RawMessage) (bool, error) {
-				var img struct{ RepoTags []string }
-				err := json.Unmarshal(raw, &img)
-				for _, t := range img.RepoTags {
+			return narrowArray(body, func(elem []byte) (bool, error) {
+				var tags []string
+				err := decodeField(elem, "RepoTags", &tags)
+				for _, t := range tags {
 					if n, nerr := normalizeImage(t); nerr == nil && p.inspect[n] {
 						return true, err
 					}

@@ -61,10 +61,10 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 		d.Path = prefix(call) + "/networks"
 		d.Query = encodeQuery(call.Query)
 		d.narrow = func(body []byte) ([]byte, error) {
-			return narrowArray(body, func(raw json.RawMessage) (bool, error) {
-				var n struct{ Name string }
-				err := json.Unmarshal(raw, &n)
-				return err == nil && p.networks[n.Name] != nil, err
+			return narrowArray(body, func(elem []byte) (bool, error) {
+				var name string
+				err := decodeField(elem, "Name", &name)
+				return err == nil && p.networks[name] != nil, err
 			})
 		}
 		return d, nil

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,9 +103,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(start.Add(h.opts.BodyTimeout))
+	// One deadline covers the decision and, for ordinary requests, the
+	// whole exchange; streams keep only the decision under it.
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+	defer cancel()
 	d, err := h.policy.Load().DecideHTTP(ctx, r, h.opts.MaxBodyBytes, h.res)
-	cancel()
 	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		h.metrics.upstreamErrors.Inc()
@@ -129,7 +132,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.Status = http.StatusOK
 		h.audit(r, d, start, nil)
 	default:
-		status, err := h.forward(w, r, d)
+		if d.Stream {
+			ctx = r.Context()
+		} else {
+			_ = rc.SetWriteDeadline(start.Add(h.opts.RequestTimeout))
+		}
+		status, err := h.forward(ctx, w, r, d)
 		d.Status = status
 		if err != nil {
 			h.metrics.upstreamErrors.Inc()
@@ -157,14 +165,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 
 // forward sends an allowed request upstream and relays the answer. It
 // returns the status sent to the client.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, d *filter.Decision) (int, error) {
-	ctx := r.Context()
-	if !d.Stream {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.opts.RequestTimeout)
-		defer cancel()
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.opts.RequestTimeout))
-	}
+func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, d *filter.Decision) (int, error) {
 	out := &Request{Method: r.Method, Target: d.Path, Body: d.Body, Header: make(http.Header, 4)}
 	if d.Query != "" {
 		out.Target += "?" + d.Query
@@ -181,7 +182,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, d *filter.Deci
 		}
 	}
 	if d.Hijack && wantsUpgrade(r) {
-		return h.hijack(w, r.Context(), out)
+		return h.hijack(w, ctx, out)
 	}
 	resp, err := h.up.RoundTrip(ctx, out)
 	if err != nil {
@@ -236,24 +237,36 @@ func copyHeader(dst, src http.Header) {
 	}
 }
 
+// copyBuffers are reused for relaying bodies: a fresh 32 KiB buffer per
+// request would be most of what a small request allocates.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // relayBody copies an answer to the client. An answer of unknown length is
 // a stream (followed output, pull progress): each piece is flushed as it
 // arrives.
 func relayBody(w http.ResponseWriter, resp *http.Response) error {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	if resp.ContentLength >= 0 {
-		_, err := io.Copy(w, resp.Body)
+		_, err := io.CopyBuffer(writerOnly{w}, readerOnly{resp.Body}, buf)
 		return err
 	}
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	pending, _ := resp.Body.(interface{ Buffered() int })
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if ferr := rc.Flush(); ferr != nil {
-				return ferr
+			// Flush when the daemon has sent nothing more yet: a follower
+			// sees each line at once, a fast stream is not written in
+			// pieces.
+			if pending == nil || pending.Buffered() == 0 {
+				if ferr := rc.Flush(); ferr != nil {
+					return ferr
+				}
 			}
 		}
 		if err == io.EOF {
@@ -263,6 +276,18 @@ func relayBody(w http.ResponseWriter, resp *http.Response) error {
 			return err
 		}
 	}
+}
+
+// writerOnly and readerOnly hide ReadFrom and WriteTo, so that
+// io.CopyBuffer uses the pooled buffer.
+type writerOnly struct{ io.Writer }
+type readerOnly struct{ io.Reader }
+
+// auditUnread records a request the HTTP server refused before it could be
+// decided (malformed, headers too large or too slow).
+func (h *Handler) auditUnread(r *http.Request, status int, reason string) {
+	h.audit(r, &filter.Decision{Op: filter.OpUnknown, Status: status, Rule: filter.RuleCanonical,
+		Reason: reason}, time.Now(), nil)
 }
 
 // audit writes the request's one audit line and counts it.
@@ -281,7 +306,8 @@ func (h *Handler) audit(r *http.Request, d *filter.Decision, start time.Time, er
 	if !d.Stream {
 		h.metrics.duration.WithLabelValues(string(d.Op)).Observe(elapsed.Seconds())
 	}
-	if !h.log.Enabled(context.Background(), level) {
+	ctx := context.Background()
+	if !h.log.Enabled(ctx, level) {
 		return
 	}
 	client := r.RemoteAddr
@@ -304,7 +330,11 @@ func (h *Handler) audit(r *http.Request, d *filter.Decision, start time.Time, er
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	h.log.LogAttrs(context.Background(), level, "request", attrs...)
+	// A record without a caller: slog's own Log would unwind the stack for
+	// one on every request.
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = h.log.Handler().Handle(ctx, rec)
 }
 
 func clipPath(s string) string {

@@ -81,16 +81,11 @@ func (r *resolver) Container(ctx context.Context, version, ref string, inspect b
 	if err != nil {
 		return nil, err
 	}
-	var c struct {
-		ID     string `json:"Id"`
-		Name   string
-		Config struct{ Labels map[string]string }
-	}
-	if err := json.Unmarshal(body, &c); err != nil || !isFullID(c.ID) {
+	id, name, labels, err := filter.ContainerFacts(body)
+	if err != nil || !isFullID(id) {
 		return nil, &upstreamError{fmt.Errorf("unreadable inspect answer for %q", ref)}
 	}
-	out := &filter.Container{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"),
-		Labels: c.Config.Labels}
+	out := &filter.Container{ID: id, Name: strings.TrimPrefix(name, "/"), Labels: labels}
 	r.cache.put(out)
 	out.Inspect = body
 	return out, nil
@@ -101,11 +96,11 @@ func (r *resolver) Exec(ctx context.Context, version, id string) (*filter.Exec, 
 	if err != nil {
 		return nil, err
 	}
-	var e struct{ ContainerID string }
-	if err := json.Unmarshal(body, &e); err != nil || !isFullID(e.ContainerID) {
+	cid, err := filter.StringField(body, "ContainerID")
+	if err != nil || !isFullID(cid) {
 		return nil, &upstreamError{fmt.Errorf("unreadable exec inspect answer for %q", id)}
 	}
-	return &filter.Exec{ID: id, ContainerID: e.ContainerID, Inspect: body}, nil
+	return &filter.Exec{ID: id, ContainerID: cid, Inspect: body}, nil
 }
 
 func (r *resolver) Network(ctx context.Context, version, ref string) (*filter.Network, error) {
@@ -113,14 +108,12 @@ func (r *resolver) Network(ctx context.Context, version, ref string) (*filter.Ne
 	if err != nil {
 		return nil, err
 	}
-	var n struct {
-		ID   string `json:"Id"`
-		Name string
-	}
-	if err := json.Unmarshal(body, &n); err != nil || n.ID == "" {
+	nid, err1 := filter.StringField(body, "Id")
+	name, err2 := filter.StringField(body, "Name")
+	if err1 != nil || err2 != nil || nid == "" {
 		return nil, &upstreamError{fmt.Errorf("unreadable network inspect answer for %q", ref)}
 	}
-	return &filter.Network{ID: n.ID, Name: n.Name, Inspect: body}, nil
+	return &filter.Network{ID: nid, Name: name, Inspect: body}, nil
 }
 
 // labelCache maps full container IDs to what a decision needs of them.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -40,9 +39,6 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DialTimeout bounds connecting to the daemon.
 	DialTimeout time.Duration
-	// Pprof serves Go's profiler under /debug/pprof/ on the metrics
-	// listener. Off by default.
-	Pprof bool
 	// PolicyPoll, when set, is how often the policy file is checked for a
 	// change, which then reloads it as SIGHUP does.
 	PolicyPoll time.Duration
@@ -143,13 +139,14 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 	metrics := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
-		srv := api
+		serves := "engine-api"
 		if i == len(listeners)-1 {
-			srv = metrics
+			serves = "metrics"
+			go func() { errc <- metrics.Serve(l) }()
+		} else {
+			go func() { errc <- api.serve(l) }()
 		}
-		go func() { errc <- srv.Serve(l) }()
-		s.log.Info("listening", "address", addrOf(l), "serves", map[bool]string{
-			true: "metrics", false: "engine-api"}[srv == metrics])
+		s.log.Info("listening", "address", addrOf(l), "serves", serves)
 	}
 	var poll <-chan time.Time
 	if s.cfg.PolicyPoll > 0 {
@@ -200,16 +197,15 @@ func addrOf(l net.Listener) string {
 	return "tcp://" + l.Addr().String()
 }
 
-func (s *Service) shutdown(api, metrics *http.Server) {
+func (s *Service) shutdown(api *httpServer, metrics *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := api.Shutdown(ctx); err != nil {
+		if err := api.shutdown(ctx); err != nil {
 			s.log.Warn("requests cut at shutdown deadline", "error", err.Error())
-			api.Close()
 		}
 	}()
 	go func() {
@@ -221,28 +217,19 @@ func (s *Service) shutdown(api, metrics *http.Server) {
 	s.up.CloseIdle()
 }
 
-func (s *Service) apiServer() *http.Server {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+func (s *Service) apiServer() *httpServer {
+	return &httpServer{
+		handler:           s.handler,
+		readHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		idleTimeout:       s.cfg.IdleTimeout,
+		maxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		log:               s.handler.auditUnread,
 	}
-	// HTTP/1.1 only: the Engine API is HTTP/1.1, and a second protocol is a
-	// second parser to get wrong.
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	return srv
 }
 
 func (s *Service) metricsMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	if s.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
 	})

@@ -257,6 +257,10 @@ func (b *pooledBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Buffered reports how much of the answer has arrived and not been read
+// yet; a relay flushes to its client only when this is zero.
+func (b *pooledBody) Buffered() int { return b.c.br.Buffered() }
+
 func (b *pooledBody) Close() error {
 	if b.done {
 		return nil

@@ -107,7 +107,6 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 	idleTimeout := fs.Duration("idle-timeout", e.dur("SOCKPIN_IDLE_TIMEOUT", 2*time.Minute), "idle kept-alive client connections are closed after this [SOCKPIN_IDLE_TIMEOUT]")
 	shutdownTimeout := fs.Duration("shutdown-timeout", e.dur("SOCKPIN_SHUTDOWN_TIMEOUT", 30*time.Second), "time in-flight requests and streams get after SIGTERM [SOCKPIN_SHUTDOWN_TIMEOUT]")
 	poll := fs.Duration("policy-poll", e.dur("SOCKPIN_POLICY_POLL", 0), "when set, check the policy file this often and reload it when it changes, as on SIGHUP [SOCKPIN_POLICY_POLL]")
-	pprofOn := fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the metrics listener (for diagnosis)")
 	logLevel := fs.String("log-level", e.str("SOCKPIN_LOG_LEVEL", "info"), "debug, info, warn or error; audit lines of allowed requests are info [SOCKPIN_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -126,8 +125,8 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := proxy.Config{
 		PolicyPath: *policy, ReadHeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout,
 		MaxHeaderBytes: int(*maxHeader), ShutdownTimeout: *shutdownTimeout, DialTimeout: 5 * time.Second,
-		PolicyPoll: *poll, Pprof: *pprofOn,
-		Options: proxy.Options{MaxBodyBytes: *maxBody, BodyTimeout: *bodyTimeout, RequestTimeout: *reqTimeout},
+		PolicyPoll: *poll,
+		Options:    proxy.Options{MaxBodyBytes: *maxBody, BodyTimeout: *bodyTimeout, RequestTimeout: *reqTimeout},
 	}
 	var err error
 	if cfg.Upstream, err = proxy.ParseAddress(*upstream); err != nil {
@@ -143,7 +142,10 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		cfg.Listen = append(cfg.Listen, a)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Audit lines are written in batches every 50 ms, not one write each.
+	logOut := proxy.NewLogWriter(stderr, 50*time.Millisecond)
+	defer logOut.Close()
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	svc, err := proxy.NewService(cfg, log)
 	if err != nil {
 		return err
