@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +44,7 @@ type bench struct {
 	managed []string
 	proxy   *exec.Cmd
 	sides   []side
-	relay   net.Listener
+	relay   *exec.Cmd
 	cycles  int
 }
 
@@ -205,8 +204,9 @@ func (b *bench) teardown() {
 		_ = b.proxy.Process.Signal(os.Interrupt)
 		_ = b.proxy.Wait()
 	}
-	if b.relay != nil {
-		b.relay.Close()
+	if b.relay != nil && b.relay.Process != nil {
+		_ = b.relay.Process.Kill()
+		_ = b.relay.Wait()
 	}
 	f := filters.NewArgs(filters.Arg("label", runLabel+"="+b.run))
 	if list, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err == nil {

@@ -45,6 +45,11 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 4 && args[0] == "relay" {
+		// The reference relay runs as a process of its own, as a real one
+		// would: load relay NETWORK ADDRESS DAEMON-SOCKET.
+		return serveRelay(ctx, args[1], args[2], args[3])
+	}
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)

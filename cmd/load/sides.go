@@ -84,7 +84,9 @@ func (b *bench) startSides(ctx context.Context) error {
 		if listenAddr, err = freePort(); err != nil {
 			return err
 		}
-		relayAddr = "127.0.0.1:0"
+		if relayAddr, err = freePort(); err != nil {
+			return err
+		}
 	}
 	metrics, err := freePort()
 	if err != nil {
@@ -107,17 +109,25 @@ func (b *bench) startSides(ctx context.Context) error {
 	if err := waitListening(listenNet, listenAddr); err != nil {
 		return fmt.Errorf("the proxy did not start (see %s): %w", audit.Name(), err)
 	}
-	if b.relay, err = startRelay(relayNet, relayAddr, b.cfg.docker); err != nil {
+	self, err := os.Executable()
+	if err != nil {
 		return err
+	}
+	b.relay = exec.Command(self, "relay", relayNet, relayAddr, b.cfg.docker)
+	if err := b.relay.Start(); err != nil {
+		return fmt.Errorf("starting the relay: %w", err)
+	}
+	if err := waitListening(relayNet, relayAddr); err != nil {
+		return fmt.Errorf("the relay did not start: %w", err)
 	}
 	conns := b.cfg.clients + 2
 	b.sides = []side{
 		newSide("direct", "unix", b.cfg.docker, conns),
 		newSide("proxy", listenNet, listenAddr, conns),
-		newSide("relay", relayNet, b.relay.Addr().String(), conns),
+		newSide("relay", relayNet, relayAddr, conns),
 	}
 	b.say("proxy pid %d on %s://%s, relay on %s; audit log %s", b.proxy.Process.Pid, listenNet,
-		listenAddr, b.relay.Addr(), audit.Name())
+		listenAddr, relayAddr, audit.Name())
 	return nil
 }
 
@@ -136,32 +146,33 @@ func waitListening(network, addr string) error {
 	}
 }
 
-// startRelay is a byte relay to the daemon with no filtering: what any
+// serveRelay is a byte relay to the daemon with no filtering: what any
 // extra hop costs, for reference.
-func startRelay(network, addr, upstream string) (net.Listener, error) {
+func serveRelay(ctx context.Context, network, addr, upstream string) error {
 	l, err := net.Listen(network, addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	go func() {
-		for {
-			c, err := l.Accept()
+		<-ctx.Done()
+		l.Close()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			u, err := net.Dial("unix", upstream)
 			if err != nil {
+				c.Close()
 				return
 			}
-			go func() {
-				u, err := net.Dial("unix", upstream)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go func() { io.Copy(u, c); u.Close() }()
-				io.Copy(c, u)
-				c.Close()
-			}()
-		}
-	}()
-	return l, nil
+			go func() { io.Copy(u, c); u.Close() }()
+			io.Copy(c, u)
+			c.Close()
+		}()
+	}
 }
 
 // rss reads a process's resident memory in bytes.
