@@ -46,6 +46,8 @@ type bench struct {
 	sides   []side
 	relay   *exec.Cmd
 	cycles  int
+	// idleRSS is the proxy's resident memory once started, before any load.
+	idleRSS int64
 }
 
 func setup(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {

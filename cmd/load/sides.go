@@ -128,7 +128,13 @@ func (b *bench) startSides(ctx context.Context) error {
 	}
 	b.say("proxy pid %d on %s://%s, relay on %s; audit log %s", b.proxy.Process.Pid, listenNet,
 		listenAddr, relayAddr, audit.Name())
-	return nil
+	// Idle memory: started, one request served, then left alone.
+	if _, err := b.sides[1].do(ctx, http.MethodGet, "/_ping", "", http.StatusOK); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	b.idleRSS, err = rss(b.proxy.Process.Pid)
+	return err
 }
 
 func waitListening(network, addr string) error {
