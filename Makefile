@@ -15,7 +15,7 @@ IMAGE_BUILD_FLAGS ?=
 # Extra flags for the demo driver (bin/demo -help lists them).
 DEMO_FLAGS ?=
 
-.PHONY: all build test vet fmt-check fuzz-smoke clean images demo
+.PHONY: all build test vet fmt-check fuzz-smoke clean images demo bench load
 
 all: build
 
@@ -67,6 +67,10 @@ fuzz-smoke:
 
 clean:
 	rm -rf bin
+
+# The decision path alone: ns/op and allocs/op per operation.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./filter
 
 # Proxy against the direct socket, side by side (see README, Performance).
 load: build bin/standin
