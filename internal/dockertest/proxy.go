@@ -188,6 +188,11 @@ func (p *Proxy) Signal(sig os.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
+// PID returns the proxy's process ID, for reading /proc/<pid>.
+func (p *Proxy) PID() int {
+	return p.cmd.Process.Pid
+}
+
 // Client returns a Docker client for the proxy (DockerHost, API version
 // negotiation), closed on cleanup.
 func (p *Proxy) Client(t testing.TB) *client.Client {
