@@ -22,6 +22,8 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/launchdb/sockpin/internal/daemonlock"
 )
 
 const (
@@ -48,6 +50,7 @@ type bench struct {
 	cycles  int
 	// idleRSS is the proxy's resident memory once started, before any load.
 	idleRSS int64
+	unlock  func()
 }
 
 func setup(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
@@ -61,13 +64,21 @@ func setup(ctx context.Context, cfg *config, log io.Writer) (*bench, error) {
 	if _, err := cli.Ping(pctx); err != nil {
 		return nil, fmt.Errorf("the Docker daemon on %s does not answer: %w", cfg.docker, err)
 	}
+	// The fixtures have fixed names that tests and the demo use too.
+	unlock, err := daemonlock.Acquire(func() {
+		fmt.Fprintf(log, "load: waiting for another sockpin process to finish with the daemon (%s)\n",
+			daemonlock.Path())
+	})
+	if err != nil {
+		return nil, err
+	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	dir, err := os.MkdirTemp("", "sockpin-load-")
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{cfg: cfg, log: log, cli: cli, run: hex.EncodeToString(suffix), dir: dir}
+	b := &bench{cfg: cfg, log: log, cli: cli, run: hex.EncodeToString(suffix), dir: dir, unlock: unlock}
 	if err := b.fixtures(ctx); err != nil {
 		b.teardown()
 		return nil, err
@@ -216,8 +227,15 @@ func (b *bench) teardown() {
 			_ = b.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 		}
 	}
-	_ = b.cli.NetworkRemove(ctx, tenantNet)
-	_ = b.cli.VolumeRemove(ctx, configVol, true)
+	// Only what carries this run's label: a fixed name may be someone
+	// else's when setup stopped early.
+	if n, err := b.cli.NetworkInspect(ctx, tenantNet, network.InspectOptions{}); err == nil &&
+		n.Labels[runLabel] == b.run {
+		_ = b.cli.NetworkRemove(ctx, n.ID)
+	}
+	if v, err := b.cli.VolumeInspect(ctx, configVol); err == nil && v.Labels[runLabel] == b.run {
+		_ = b.cli.VolumeRemove(ctx, configVol, true)
+	}
 	if imgs, err := b.cli.ImageList(ctx, image.ListOptions{Filters: f}); err == nil {
 		for _, im := range imgs {
 			_, _ = b.cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true})
@@ -225,6 +243,7 @@ func (b *bench) teardown() {
 	}
 	os.RemoveAll(b.dir)
 	b.cli.Close()
+	b.unlock()
 }
 
 // benchPolicy is the policy under test plus a group for the stream

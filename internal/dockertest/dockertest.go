@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/launchdb/sockpin/internal/daemonlock"
 )
 
 // SocketPath is the Docker daemon socket the helpers talk to.
@@ -102,17 +104,11 @@ var (
 func lockDaemon(t testing.TB) {
 	t.Helper()
 	daemonLockOnce.Do(func() {
-		path := filepath.Join(os.TempDir(), "sockpin-docker-tests.lock")
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			daemonLockErr = err
-			return
-		}
-		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-			t.Logf("waiting for another sockpin test process to finish with the Docker daemon (%s)", path)
-			daemonLockErr = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		}
-		// f stays open: the lock lasts as long as the process.
+		// The lock is never released: it lasts as long as the process.
+		_, daemonLockErr = daemonlock.Acquire(func() {
+			t.Logf("waiting for another sockpin process to finish with the Docker daemon (%s)",
+				daemonlock.Path())
+		})
 	})
 	if daemonLockErr != nil {
 		t.Fatalf("taking the Docker test lock: %v", daemonLockErr)
