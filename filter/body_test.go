@@ -284,3 +284,26 @@ func FuzzArrayElements(f *testing.F) {
 		}
 	})
 }
+
+func TestNetworkInspectNarrowed(t *testing.T) {
+	p := mustPolicy(t, "../policy.yaml")
+	call, d := p.Classify("GET", "/networks/launchdb-internal")
+	if d != nil {
+		t.Fatal(d.Message())
+	}
+	d, err := p.Decide(context.Background(), call, Body{}, DefaultFixtures())
+	if err != nil || !d.Allowed {
+		t.Fatalf("got %v %v, want allowed", d, err)
+	}
+	answer := string(d.Answer)
+	for _, hidden := range []string{"platform-postgres", "launchdb-socket-proxy"} {
+		if strings.Contains(answer, hidden) {
+			t.Errorf("network inspect shows unmanaged container %s: %s", hidden, answer)
+		}
+	}
+	for _, shown := range []string{"postgrest-proj_0123456789abcdef", "launchdb-pgbouncer"} {
+		if !strings.Contains(answer, shown) {
+			t.Errorf("network inspect hides visible container %s: %s", shown, answer)
+		}
+	}
+}

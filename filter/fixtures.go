@@ -210,7 +210,12 @@ func (f *Fixtures) Exec(_ context.Context, _, id string) (*Exec, error) {
 func (f *Fixtures) Network(_ context.Context, _, ref string) (*Network, error) {
 	for _, n := range f.Networks {
 		if n.Name == ref || n.ID == ref || len(ref) >= 12 && strings.HasPrefix(n.ID, ref) {
-			inspect, _ := json.Marshal(map[string]any{"Name": n.Name, "Id": n.ID})
+			// Every fixture container is attached to every network.
+			members := map[string]any{}
+			for _, c := range f.Containers {
+				members[c.ID] = map[string]string{"Name": c.Name}
+			}
+			inspect, _ := json.Marshal(map[string]any{"Name": n.Name, "Id": n.ID, "Containers": members})
 			return &Network{ID: n.ID, Name: n.Name, Inspect: inspect}, nil
 		}
 	}

@@ -3,6 +3,8 @@ package filter
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
@@ -84,8 +86,39 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 		return refuse(op, RuleDefaultDeny, "network %q is not named by the policy", clip(ref)), nil
 	}
 	d := allow(op, n.Name)
-	d.Answer = n.Inspect
-	return d, nil
+	d.Answer, err = p.narrowNetwork(ctx, n.Inspect, r)
+	return d, err
+}
+
+// narrowNetwork removes from a network inspect answer the containers the
+// client may not see: their names and addresses are not its business.
+func (p *Policy) narrowNetwork(ctx context.Context, inspect []byte, r Resolver) ([]byte, error) {
+	raw, err := objectField(inspect, "Containers")
+	if err != nil || len(raw) == 0 || string(raw) == "null" || string(raw) == "{}" {
+		return inspect, err
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return nil, fmt.Errorf("narrowing network answer: %w", err)
+	}
+	for id := range members {
+		c, err := r.Container(ctx, "", id, false)
+		var le *LookupError
+		switch {
+		case errors.As(err, &le):
+			delete(members, id)
+		case err != nil:
+			return nil, &ResolveError{Op: OpNetworkInspect, Err: err}
+		case !p.visible(c.Labels):
+			delete(members, id)
+		}
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(inspect, &top); err != nil {
+		return nil, fmt.Errorf("narrowing network answer: %w", err)
+	}
+	top["Containers"] = marshalPlain(members)
+	return append(marshalPlain(top), '\n'), nil
 }
 
 func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body, r Resolver) (*Decision, error) {
