@@ -27,7 +27,7 @@ func wantsUpgrade(r *http.Request) bool {
 // hijack sends a request that may switch protocols over a connection of its
 // own. Only when the daemon answers 101 do both sides become a raw two-way
 // stream; any other answer is relayed as an ordinary response.
-func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request) (int, error) {
+func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request, stdin bool) (int, error) {
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", "tcp")
 	up, err := h.up.Dial(ctx)
@@ -74,7 +74,7 @@ func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Reques
 	}
 	h.metrics.hijacked.Inc()
 	defer h.metrics.hijacked.Dec()
-	return http.StatusSwitchingProtocols, h.streams.run(client, clientBuf.Reader, up, upBuf)
+	return http.StatusSwitchingProtocols, h.streams.run(client, clientBuf.Reader, up, upBuf, stdin)
 }
 
 // streamSet tracks hijacked connections so that shutdown can wait for them
@@ -106,8 +106,11 @@ func (s *streamSet) remove(conns ...net.Conn) {
 
 // run copies both ways until the daemon ends the stream or the client goes
 // away, then closes both connections. Bytes either side had already
-// buffered are passed on first.
-func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, upBuf *bufio.Reader) error {
+// buffered are passed on first. With stdin set, the client closing its
+// side ends only the exec's input and output keeps flowing; without, the
+// client has nothing to send, so its end of the connection means it is
+// gone and the stream is closed at once.
+func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, upBuf *bufio.Reader, stdin bool) error {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	s.add(client, up)
@@ -127,11 +130,15 @@ func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, u
 		if err == nil {
 			_, err = io.Copy(up, client)
 		}
-		// The client finished sending (stdin closed): tell the daemon, and
-		// keep relaying output until the daemon ends the stream.
-		if cw, ok := up.(interface{ CloseWrite() error }); ok && err == nil {
+		cw, halfClose := up.(interface{ CloseWrite() error })
+		if stdin && halfClose && err == nil {
+			// The client finished sending: tell the daemon, and keep
+			// relaying output until the daemon ends the stream.
 			_ = cw.CloseWrite()
+			return
 		}
+		client.Close()
+		up.Close()
 	}()
 	// The stream is over when the daemon ends it or the client stops
 	// taking output; then both sides are closed.

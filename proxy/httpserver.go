@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -123,7 +124,9 @@ func (s *httpServer) serveConn(sc *serverConn) {
 			return
 		}
 		w := &responseWriter{sc: sc, req: req, header: make(http.Header, 8), contentLength: -1}
-		s.handler.ServeHTTP(w, req)
+		if !s.serveOne(w, req) {
+			return
+		}
 		if w.hijacked {
 			hijacked = true
 			return
@@ -135,6 +138,23 @@ func (s *httpServer) serveConn(sc *serverConn) {
 			return
 		}
 	}
+}
+
+// serveOne runs the handler. A handler that panics with
+// http.ErrAbortHandler (an answer it cannot complete, such as a stream whose
+// daemon went away) gets its connection closed without the end of the
+// answer, so the client sees it was cut; it reports false then.
+func (s *httpServer) serveOne(w *responseWriter, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			ok = false
+		}
+	}()
+	s.handler.ServeHTTP(w, req)
+	return true
 }
 
 // readRequest waits for the next request (idle timeout), then reads its
@@ -153,10 +173,11 @@ func (s *httpServer) readRequest(sc *serverConn, first bool, remote string) (*ht
 	}
 	_ = sc.conn.SetReadDeadline(deadline(s.readHeaderTimeout))
 	req, err := http.ReadRequest(sc.br)
+	tooLarge := sc.lr.N <= 0
 	sc.lr.N = math.MaxInt64
 	if err != nil {
 		status, reason := http.StatusBadRequest, "malformed HTTP request: "+err.Error()
-		if sc.lr.N <= 0 || errors.Is(err, bufio.ErrBufferFull) {
+		if tooLarge || errors.Is(err, bufio.ErrBufferFull) {
 			status, reason = http.StatusRequestHeaderFieldsTooLarge, "request headers are too large"
 		}
 		var ne net.Error
@@ -435,6 +456,29 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	return w.sc.conn, bufio.NewReadWriter(w.sc.br, w.sc.bw), nil
+}
+
+// WatchClose calls onClose if the client hangs up while a stream is
+// relayed and nothing is being read from it: a follower of a quiet log or
+// a waiter on a running container would otherwise only be noticed when the
+// daemon next sends something. The returned stop must be called before the
+// connection is read again.
+func (w *responseWriter) WatchClose(onClose func()) (stop func()) {
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Peek consumes nothing: a pipelined next request stays buffered.
+		if _, err := w.sc.br.Peek(1); err != nil && !stopping.Load() {
+			onClose()
+		}
+	}()
+	return func() {
+		stopping.Store(true)
+		_ = w.sc.conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = w.sc.conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // SetReadDeadline bounds reading the request body.

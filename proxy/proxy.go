@@ -143,8 +143,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.metrics.upstreamErrors.Inc()
 		}
 		h.audit(r, d, start, err)
+		var cut *cutError
+		if errors.As(err, &cut) {
+			// The answer had begun: ending it normally would tell the
+			// client it was complete.
+			panic(http.ErrAbortHandler)
+		}
 	}
 }
+
+// cutError is an answer broken off after its head was sent, because the
+// daemon's side failed.
+type cutError struct{ err error }
+
+func (e *cutError) Error() string { return "answer cut off: " + e.err.Error() }
+func (e *cutError) Unwrap() error { return e.err }
 
 // writeError answers in Docker's error shape, which the docker CLI prints.
 func writeError(w http.ResponseWriter, status int, msg string) {
@@ -182,7 +195,16 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	if d.Hijack && wantsUpgrade(r) {
-		return h.hijack(w, ctx, out)
+		return h.hijack(w, ctx, out, d.Stdin)
+	}
+	if d.Stream {
+		// A client that hangs up on a quiet stream ends it upstream too.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		if cw, ok := w.(interface{ WatchClose(func()) func() }); ok {
+			defer cw.WatchClose(cancel)()
+		}
 	}
 	resp, err := h.up.RoundTrip(ctx, out)
 	if err != nil {
@@ -248,22 +270,19 @@ func relayBody(w http.ResponseWriter, resp *http.Response) error {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	buf := *bp
-	if resp.ContentLength >= 0 {
-		_, err := io.CopyBuffer(writerOnly{w}, readerOnly{resp.Body}, buf)
-		return err
-	}
 	rc := http.NewResponseController(w)
 	pending, _ := resp.Body.(interface{ Buffered() int })
+	stream := resp.ContentLength < 0
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			// Flush when the daemon has sent nothing more yet: a follower
-			// sees each line at once, a fast stream is not written in
-			// pieces.
-			if pending == nil || pending.Buffered() == 0 {
+			// A stream is flushed when the daemon has sent nothing more
+			// yet: a follower sees each line at once, a fast stream is not
+			// written in pieces.
+			if stream && (pending == nil || pending.Buffered() == 0) {
 				if ferr := rc.Flush(); ferr != nil {
 					return ferr
 				}
@@ -273,15 +292,10 @@ func relayBody(w http.ResponseWriter, resp *http.Response) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			return &cutError{err}
 		}
 	}
 }
-
-// writerOnly and readerOnly hide ReadFrom and WriteTo, so that
-// io.CopyBuffer uses the pooled buffer.
-type writerOnly struct{ io.Writer }
-type readerOnly struct{ io.Reader }
 
 // auditUnread records a request the HTTP server refused before it could be
 // decided (malformed, headers too large or too slow).
