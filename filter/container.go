@@ -18,12 +18,7 @@ func (p *Policy) visible(labels map[string]string) bool {
 // groupFor returns the first group that holds a container with these
 // labels and allows op on it.
 func (p *Policy) groupFor(op Op, labels map[string]string) *group {
-	for _, g := range p.groups {
-		if g.allow[op] && g.contains(labels) {
-			return g
-		}
-	}
-	return nil
+	return holding(p.groupsAllowing(op, nil), labels)
 }
 
 func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
@@ -92,6 +87,17 @@ func (p *Policy) groupsAllowing(op Op, accept func(*group) bool) []*group {
 	return out
 }
 
+// holding returns the first of groups that holds a container with these
+// labels, or nil.
+func holding(groups []*group, labels map[string]string) *group {
+	for _, g := range groups {
+		if g.contains(labels) {
+			return g
+		}
+	}
+	return nil
+}
+
 var containerActions = map[Op]string{
 	OpContainerStart: "/start", OpContainerStop: "/stop", OpContainerRestart: "/restart",
 	OpContainerKill: "/kill", OpContainerRemove: "", OpContainerWait: "/wait",
@@ -118,13 +124,7 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	if err != nil {
 		return resolved(op, err)
 	}
-	var g *group
-	for _, cand := range candidates {
-		if cand.contains(c.Labels) {
-			g = cand
-			break
-		}
-	}
+	g := holding(candidates, c.Labels)
 	if g == nil {
 		return refuse(op, RuleDefaultDeny, "container %q is in no group that allows %s",
 			clip(ref), describe(call)), nil

@@ -83,13 +83,7 @@ func (p *Policy) decideExec(ctx context.Context, call *Call, body Body, r Resolv
 	if err != nil {
 		return resolved(op, err)
 	}
-	var g *group
-	for _, cand := range candidates {
-		if cand.contains(c.Labels) {
-			g = cand
-			break
-		}
-	}
+	g := holding(candidates, c.Labels)
 	if g == nil {
 		return refuse(op, RuleDefaultDeny, "exec %s runs in a container of no group that allows exec",
 			id[:12]), nil
