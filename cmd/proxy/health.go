@@ -27,6 +27,12 @@ func runHealth(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	// A listener on every address is asked on loopback.
+	if host, port, err := net.SplitHostPort(a.Addr); err == nil && a.Network == "tcp" {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			a.Addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -96,7 +96,7 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 		fs.PrintDefaults()
 	}
 	listen := &listFlag{values: strings.Split(e.str("SOCKPIN_LISTEN", "tcp://127.0.0.1:2375"), ",")}
-	fs.Var(listen, "listen", "`ADDR` serving the Engine API, repeatable [SOCKPIN_LISTEN, comma-separated] (default tcp://127.0.0.1:2375)")
+	fs.Var(listen, "listen", "`ADDR` serving the Engine API, repeatable [SOCKPIN_LISTEN, comma-separated]")
 	policy := fs.String("policy", e.str("SOCKPIN_POLICY", "policy.yaml"), "policy `FILE` [SOCKPIN_POLICY]")
 	upstream := fs.String("upstream", e.str("SOCKPIN_UPSTREAM", "unix:///var/run/docker.sock"), "the daemon's `ADDR` [SOCKPIN_UPSTREAM]")
 	metrics := fs.String("metrics-listen", e.str("SOCKPIN_METRICS_LISTEN", "tcp://127.0.0.1:9102"), "`ADDR` serving /metrics, /healthz and /readyz [SOCKPIN_METRICS_LISTEN]")
