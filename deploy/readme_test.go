@@ -34,6 +34,9 @@ var readmeCommands = map[string]string{
 
 	"bin/proxy policy check policy.yaml":   run,
 	"bin/proxy policy explain policy.yaml": run,
+	"bin/proxy policy check filter/testdata/policies/contradictory-labels.yaml": "" +
+		"TestPolicyCheck (cmd/proxy) on the same set; TestBrokenPolicies (filter)",
+	"bin/proxy policy test policy.yaml testdata/redteam/cases.jsonl": "TestPolicyTest (cmd/proxy)",
 
 	"bin/proxy -policy policy.yaml -listen tcp://127.0.0.1:2375 &": run,
 	"DOCKER_HOST=tcp://127.0.0.1:2375 docker ps":                   run,
