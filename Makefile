@@ -56,6 +56,7 @@ fmt-check:
 # launchdb-internal), so test packages run one at a time (-p 1).
 test: build vet fmt-check
 	$(GO) test -p 1 -count=1 -timeout 40m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./filter
 	$(MAKE) fuzz-smoke
 
 # A short run of every fuzz target, so that they keep working.
