@@ -106,10 +106,11 @@ func (s *streamSet) remove(conns ...net.Conn) {
 
 // run copies both ways until the daemon ends the stream or the client goes
 // away, then closes both connections. Bytes either side had already
-// buffered are passed on first. With stdin set, the client closing its
-// side ends only the exec's input and output keeps flowing; without, the
-// client has nothing to send, so its end of the connection means it is
-// gone and the stream is closed at once.
+// buffered are passed on first. The client closing its sending side is a
+// half-close, passed on to the daemon while output keeps flowing: the
+// docker CLI and the manager close it right after the 101 when the exec has
+// no stdin, so it cannot mean the client is gone. A client
+// that is gone shows when its output cannot be written.
 func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, upBuf *bufio.Reader, stdin bool) error {
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -131,7 +132,7 @@ func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, u
 			_, err = io.Copy(up, client)
 		}
 		cw, halfClose := up.(interface{ CloseWrite() error })
-		if stdin && halfClose && err == nil {
+		if halfClose && err == nil {
 			// The client finished sending: tell the daemon, and keep
 			// relaying output until the daemon ends the stream.
 			_ = cw.CloseWrite()
