@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/docker/docker/client"
 )
 
 // apiError is an error with the status, code and message the client sees. cause, when set,
@@ -53,4 +55,17 @@ func failed(code string, err error) *apiError {
 // because its caller went away.
 func lockFailed(code, projectID string, err error) *apiError {
 	return failed(code, fmt.Errorf("waiting for another operation on %s: %w", projectID, err))
+}
+
+// withCause names what could not be reached when err (or what it wraps) is a failure to
+// connect to DOCKER_HOST: the Docker client only says "Cannot connect to the Docker daemon",
+// but what the manager connects to is the sockpin proxy.
+func (s *Service) withCause(err error, fallbackCode string) *apiError {
+	ae := asAPIError(err, fallbackCode)
+	if ae.status < 500 || !client.IsErrConnectionFailed(err) {
+		return ae
+	}
+	return &apiError{status: ae.status, code: ae.code, cause: ae.cause,
+		message: "Docker API unreachable: the sockpin proxy at " + s.cfg.DockerHost +
+			" (DOCKER_HOST) does not answer: " + ae.message}
 }

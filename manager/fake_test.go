@@ -199,8 +199,11 @@ func (e *fakeEngine) ContainerList(
 			continue
 		}
 		state, status := container.StateExited, "Exited (0) 1 second ago"
-		if c.running {
+		switch {
+		case c.running:
 			state, status = container.StateRunning, "Up 1 second"
+		case c.started.IsZero():
+			state, status = container.StateCreated, "Created"
 		}
 		out = append(out, container.Summary{ID: c.id, Names: []string{"/" + c.name},
 			Labels: c.cfg.Labels, State: state, Status: status})
@@ -222,8 +225,11 @@ func (e *fakeEngine) ContainerInspect(
 	}
 	state := &container.State{Status: container.StateExited,
 		StartedAt: c.started.Format(time.RFC3339Nano)}
-	if c.running {
+	switch {
+	case c.running:
 		state.Status, state.Running = container.StateRunning, true
+	case c.started.IsZero():
+		state.Status = container.StateCreated
 	}
 	cfg, host := c.cfg, c.host
 	nets := map[string]*network.EndpointSettings{"launchdb-internal": {IPAddress: e.ip}}

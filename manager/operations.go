@@ -18,8 +18,10 @@ import (
 
 // Destroy stops and removes the project's container, removes its PgBouncer line (and
 // reloads PgBouncer) and deletes its config file. It needs neither the project row nor its
-// secrets. It reports whether a container was removed. Every step is attempted; if any
-// fails, the error names each step that failed and what it could not reach.
+// secrets. It reports whether a container was removed. If the container cannot be
+// removed (the Docker API is unreachable, for example) nothing else is changed; after it,
+// both other steps are attempted, and the error names each step that failed and what it
+// could not reach.
 func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, err error) {
 	done := s.metrics.begin("destroy")
 	defer func() { done(destroyOutcome(removed, err)) }()
@@ -31,11 +33,17 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
 
-	var errs []error
-	removed, err = s.stopAndRemove(ctx, projectID)
-	if err != nil {
-		errs = append(errs, err)
+	// The container goes first. While it stays (the Docker API cannot be reached, or
+	// refuses), its line and config stay too: removing them under a running container would
+	// leave half a project.
+	c, found, err := s.findContainer(ctx, projectID)
+	if err == nil && found {
+		removed, err = s.stopAndRemove(ctx, projectID, c.ID)
 	}
+	if err != nil {
+		return false, s.withCause(err, "destroy_failed")
+	}
+	var errs []error
 	if _, err := s.editPgBouncer(ctx, PgBouncerRemove, projectID, projectID); err != nil {
 		errs = append(errs, fmt.Errorf("removing PgBouncer line: %w", err))
 	}
@@ -43,7 +51,7 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return removed, failed("destroy_failed", joinErrors(errs))
+		return removed, s.withCause(joinErrors(errs), "destroy_failed")
 	}
 	s.log.Info("project destroyed", "project", projectID, "container_removed", removed)
 	return removed, nil
@@ -59,25 +67,21 @@ func destroyOutcome(removed bool, err error) string {
 	return "cleaned_up"
 }
 
-// stopAndRemove stops the project's container with its grace period, then removes it.
-// It reports whether there was a container to remove.
-func (s *Service) stopAndRemove(ctx context.Context, projectID string) (bool, error) {
-	c, found, err := s.findContainer(ctx, projectID)
-	if err != nil || !found {
-		return false, err
-	}
+// stopAndRemove stops the project's container (ID id) with its grace period, then removes
+// it. It reports whether there was still a container to remove.
+func (s *Service) stopAndRemove(ctx context.Context, projectID, id string) (bool, error) {
 	name := ContainerName(projectID)
 	sctx, cancel := context.WithTimeout(ctx, stopCallTimeout)
 	defer cancel()
 	grace := stopGraceSeconds
-	err = s.docker.ContainerStop(sctx, c.ID, container.StopOptions{Timeout: &grace})
+	err := s.docker.ContainerStop(sctx, id, container.StopOptions{Timeout: &grace})
 	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("stopping %s: %w", name, err)
 	}
-	return s.removeContainer(ctx, c.ID)
+	return s.removeContainer(ctx, id)
 }
 
 // joinErrors joins errors into one whose text is a single line, for a JSON message.
@@ -121,14 +125,14 @@ func (s *Service) Restart(ctx context.Context, projectID string) (err error) {
 
 	c, found, err := s.findContainer(ctx, projectID)
 	if err != nil {
-		return failed("reload_failed", err)
+		return s.withCause(err, "reload_failed")
 	}
 	if !found || !isRunning(c) {
 		return &apiError{status: http.StatusNotFound, code: "not_found",
 			message: "Container not running"}
 	}
 	if err := s.restartContainer(ctx, ContainerName(projectID)); err != nil {
-		return failed("reload_failed", err)
+		return s.withCause(err, "reload_failed")
 	}
 	s.log.Info("container restarted", "project", projectID)
 	return nil
@@ -156,7 +160,7 @@ func (s *Service) List(ctx context.Context) (infos []ContainerInfo, err error) {
 	}()
 	cs, err := s.listPostgREST(ctx)
 	if err != nil {
-		return nil, failed("list_failed", err)
+		return nil, s.withCause(err, "list_failed")
 	}
 	infos = make([]ContainerInfo, 0, len(cs))
 	for _, c := range cs {

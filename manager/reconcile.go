@@ -3,18 +3,24 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// Reconcile runs once at start-up, before the manager serves requests. It removes
-// PostgREST containers left half-created by a crash (not running and without a config
-// file) and temporary config files a crash left behind (they hold secrets), makes sure every running container's project has its PgBouncer line (the ini can
-// lose lines, for example when the file in the install's checkout is replaced), and logs
-// drift it does not repair: stopped containers with a config (the next spawn recreates
-// them), running containers without a config file, and config files without a container.
-// Failures are logged and returned joined; the caller decides whether they are fatal.
+// Reconcile runs once at start-up, before the manager serves requests, and leaves every
+// project either whole (running container, config file, PgBouncer line) or gone. What a
+// crash in the middle of a spawn or destroy can leave is taken away: containers that never
+// started (a crash between create and start) or are not running and have no config file,
+// config files without a container (a crash after writing the config, or during a
+// destroy), each with the project's PgBouncer line, and temporary config files (they hold
+// secrets). Every running container's project gets its PgBouncer line back if it is
+// missing (the ini can lose lines, for example when the file in the install's checkout is
+// replaced), and PgBouncer is reloaded once, in case a crash came between an edit and its
+// reload. Drift it does not repair is logged: a stopped container with a config (the
+// next spawn recreates it) and a running container without a config file. Failures are
+// logged and returned joined; the caller decides whether they are fatal.
 func (s *Service) Reconcile(ctx context.Context) error {
 	cs, err := s.listPostgREST(ctx)
 	if err != nil {
@@ -47,25 +53,64 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	}
 	for _, f := range files {
 		id := strings.TrimSuffix(filepath.Base(f), ".conf")
-		if ValidProjectID(id) && !seen[id] {
-			s.log.Warn("drift: config file without container", "project", id)
+		if !ValidProjectID(id) || seen[id] {
+			continue
 		}
+		if err := s.removeLeftovers(ctx, id); err != nil {
+			s.log.Error("reconcile", "project", id, "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		s.log.Info("removed config file and PgBouncer line without a container", "project", id)
+	}
+	if err := s.reloadPgBouncer(ctx); err != nil {
+		s.log.Error("reconcile", "error", err)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// reloadPgBouncer sends PgBouncer one SIGHUP. A manager that died after editing the ini
+// but before the reload left PgBouncer running an older file; the edit itself finds
+// nothing to change after a restart, so reconciliation reloads once regardless.
+func (s *Service) reloadPgBouncer(ctx context.Context) error {
+	s.pgBouncerMu.Lock()
+	defer s.pgBouncerMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
+	defer cancel()
+	if err := s.docker.ContainerKill(ctx, s.cfg.PgBouncerContainer, "SIGHUP"); err != nil {
+		return fmt.Errorf("reloading PgBouncer (SIGHUP to %s): %w", s.cfg.PgBouncerContainer,
+			err)
+	}
+	return nil
+}
+
+// removeLeftovers removes what a project has outside Docker: its PgBouncer line, then its
+// config file, so that a failure leaves the file for the next start to find.
+func (s *Service) removeLeftovers(ctx context.Context, id string) error {
+	if _, err := s.editPgBouncer(ctx, PgBouncerRemove, id, id); err != nil {
+		return fmt.Errorf("removing PgBouncer line of %s: %w", id, err)
+	}
+	return removeFile(s.configPath(id))
 }
 
 func (s *Service) reconcileContainer(ctx context.Context, id, state string) error {
 	_, statErr := os.Stat(s.configPath(id))
 	hasConfig := statErr == nil
 	if state != "running" {
-		if hasConfig {
+		// "created" is a container that never started: a spawn that stopped between
+		// create and start. Without a config file it is one that stopped earlier.
+		if hasConfig && state != "created" {
 			s.log.Warn("drift: container not running", "project", id, "state", state)
 			return nil
 		}
 		if _, err := s.removeContainer(ctx, ContainerName(id)); err != nil {
 			return err
 		}
-		s.log.Info("removed half-created container", "project", id, "state", state)
+		if err := s.removeLeftovers(ctx, id); err != nil {
+			return err
+		}
+		s.log.Info("removed half-created project", "project", id, "state", state)
 		return nil
 	}
 	if !hasConfig {

@@ -456,19 +456,55 @@ func TestDestroyWithoutDatabaseThenCleanedUp(t *testing.T) {
 	}
 }
 
-func TestDestroyDockerDownNamesWhatFailed(t *testing.T) {
+func TestDestroyDockerDownChangesNothing(t *testing.T) {
 	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	if _, err := h.svc.Spawn(context.Background(), testID); err != nil {
+		t.Fatal(err)
+	}
 	down := errors.New("Cannot connect to the Docker daemon at tcp://proxy:2375")
 	h.docker.setFail("list", down)
 	h.docker.setFail("exec", down)
 	_, err := h.svc.Destroy(context.Background(), testID)
 	wantStatus(t, err, 500, "destroy_failed")
-	want := "looking up postgrest-" + testID + ": " + down.Error() +
-		"; removing PgBouncer line: creating exec in launchdb-pgbouncer: " + down.Error()
 	var ae *apiError
 	errors.As(err, &ae)
+	if want := "looking up postgrest-" + testID + ": " + down.Error(); ae.message != want {
+		t.Errorf("message: got %q, want %q", ae.message, want)
+	}
+	// The container could not be removed: its line and config stay with it.
+	if _, ok := h.docker.container(ContainerName(testID)); !ok {
+		t.Error("container gone, want it untouched")
+	}
+	if got := h.docker.databaseLines(testID); len(got) != 1 {
+		t.Errorf("PgBouncer lines: got %q, want the one line kept", got)
+	}
+	if _, ok := h.configFile(testID); !ok {
+		t.Error("config file removed under a container that still runs")
+	}
+}
+
+func TestDestroyPgBouncerDownNamesTheStep(t *testing.T) {
+	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	if _, err := h.svc.Spawn(context.Background(), testID); err != nil {
+		t.Fatal(err)
+	}
+	down := errors.New("exec refused")
+	h.docker.setFail("exec", down)
+	_, err := h.svc.Destroy(context.Background(), testID)
+	wantStatus(t, err, 500, "destroy_failed")
+	var ae *apiError
+	errors.As(err, &ae)
+	want := "removing PgBouncer line: creating exec in launchdb-pgbouncer: " + down.Error()
 	if ae.message != want {
 		t.Errorf("message: got %q, want %q", ae.message, want)
+	}
+	if _, ok := h.docker.container(ContainerName(testID)); ok {
+		t.Error("container still exists, want it removed before the failed step")
+	}
+	if _, ok := h.configFile(testID); ok {
+		t.Error("config file kept, want it removed once the container is gone")
 	}
 }
 

@@ -57,7 +57,7 @@ func (s *Service) Spawn(ctx context.Context, projectID string) (res SpawnResult,
 	}
 	res, err = s.converge(ctx, want)
 	if err != nil {
-		return SpawnResult{}, asAPIError(err, "spawn_failed")
+		return SpawnResult{}, s.withCause(err, "spawn_failed")
 	}
 	return res, nil
 }
@@ -243,7 +243,7 @@ func (s *Service) rollbackReload(projectID string, prev configFile, restarted bo
 	}
 }
 
-// create registers PgBouncer, writes the config, creates and starts the container and
+// create writes the config, registers PgBouncer, creates and starts the container and
 // waits until it answers. On failure it removes what it added: the container it created,
 // the PgBouncer line it added, the config file it wrote (or the previous content).
 func (s *Service) create(ctx context.Context, want desired, prev configFile, network string) (
@@ -253,6 +253,17 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 	path := s.configPath(want.projectID)
 	var u undo
 
+	// The config file first: a crash after it leaves a file without a container, which
+	// start-up reconciliation removes together with the PgBouncer line. A line written
+	// first and then orphaned by a crash could not be found again.
+	if !prev.exists || !bytes.Equal(prev.data, want.config) {
+		u.config = true
+		if err := writeFileAtomic(path, want.config); err != nil {
+			s.undo(want.projectID, u, prev)
+			return SpawnResult{}, err
+		}
+	}
+
 	added, err := s.editPgBouncer(ctx, PgBouncerAdd, want.projectID, want.dbName)
 	if added {
 		u.pgBouncer = true
@@ -260,14 +271,6 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 	if err != nil {
 		s.undo(want.projectID, u, prev)
 		return SpawnResult{}, pgBouncerAddFailed(err)
-	}
-
-	if !prev.exists || !bytes.Equal(prev.data, want.config) {
-		u.config = true
-		if err := writeFileAtomic(path, want.config); err != nil {
-			s.undo(want.projectID, u, prev)
-			return SpawnResult{}, err
-		}
 	}
 
 	id, err := s.createContainer(ctx, want.projectID, network, &u)
@@ -318,7 +321,11 @@ func (s *Service) undo(projectID string, u undo, prev configFile) {
 	log := s.log.With("project", projectID)
 	if u.container {
 		if _, err := s.removeContainer(ctx, ContainerName(projectID)); err != nil {
-			log.Error("undo: removing container", "error", err)
+			// Without Docker the container stays; so do its line and config, so that
+			// what is left is a whole project that the next spawn or destroy (or
+			// start-up reconciliation) handles, not a container without its config.
+			log.Error("undo: removing container; the project is left whole", "error", err)
+			return
 		}
 	}
 	if u.pgBouncer {

@@ -1,0 +1,162 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// wantWholeOrGone checks that project id is either whole (running container, its config
+// file, exactly one PgBouncer line) or gone (none of them), and returns which.
+func (h *harness) wantWholeOrGone(id string) string {
+	h.t.Helper()
+	c, hasContainer := h.docker.container(ContainerName(id))
+	_, hasConfig := h.configFile(id)
+	lines := len(h.docker.databaseLines(id))
+	switch {
+	case !hasContainer && !hasConfig && lines == 0:
+		return "gone"
+	case hasContainer && c.running && hasConfig && lines == 1:
+		return "whole"
+	}
+	h.t.Errorf("project %s is half there: container %v (running %v), config file %v, "+
+		"%d PgBouncer lines", id, hasContainer, c.running, hasConfig, lines)
+	return "half"
+}
+
+// TestReconcileAfterCrashInSpawn builds, for each point where a spawn can be cut off
+// (the order is: config file, PgBouncer line, create, start, ready), what the crash leaves,
+// and checks that start-up reconciliation leaves the project whole or gone.
+func TestReconcileAfterCrashInSpawn(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		crash func(h *harness)
+		want  string
+	}{
+		{"after-config-file", func(h *harness) {
+			h.writeConfig(testID)
+		}, "gone"},
+		{"after-pgbouncer-line", func(h *harness) {
+			h.writeConfig(testID)
+			h.addLine(testID)
+		}, "gone"},
+		{"after-create-before-start", func(h *harness) {
+			h.writeConfig(testID)
+			h.addLine(testID)
+			h.createContainer(testID)
+		}, "gone"},
+		{"after-start-before-ready", func(h *harness) {
+			h.writeConfig(testID)
+			h.addLine(testID)
+			h.createContainer(testID)
+			if err := h.docker.ContainerStart(ctx, ContainerName(testID),
+				containerStartOptions); err != nil {
+				h.t.Fatal(err)
+			}
+		}, "whole"},
+		{"destroy-after-container-removed", func(h *harness) {
+			h.seed(testID, "jwt", "pw")
+			if _, err := h.svc.Spawn(ctx, testID); err != nil {
+				h.t.Fatal(err)
+			}
+			if _, err := h.svc.removeContainer(ctx, ContainerName(testID)); err != nil {
+				h.t.Fatal(err)
+			}
+		}, "gone"},
+		{"stopped-container-without-config", func(h *harness) {
+			h.addLine(testID)
+			h.createContainer(testID)
+			if err := h.docker.ContainerStart(ctx, ContainerName(testID),
+				containerStartOptions); err != nil {
+				h.t.Fatal(err)
+			}
+			if err := h.docker.ContainerStop(ctx, ContainerName(testID),
+				containerStopOptions); err != nil {
+				h.t.Fatal(err)
+			}
+		}, "gone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tt.crash(h)
+			reloads := h.docker.count("kill SIGHUP")
+			if err := h.svc.Reconcile(ctx); err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			if got := h.wantWholeOrGone(testID); got != tt.want {
+				t.Errorf("after reconcile: project is %s, want %s", got, tt.want)
+			}
+			if h.docker.count("kill SIGHUP") == reloads {
+				t.Error("PgBouncer not reloaded by reconcile")
+			}
+			leftovers, _ := filepath.Glob(filepath.Join(h.svc.cfg.ConfigDir, ".*"))
+			if len(leftovers) != 0 {
+				t.Errorf("temporary files left: %v", leftovers)
+			}
+		})
+	}
+}
+
+// TestSpawnUndoWithoutDockerLeavesProjectWhole fails a spawn at readiness and the removal
+// of its container: the line and config stay with the container, so what is left is a
+// whole project that reconciliation keeps and destroy removes.
+func TestSpawnUndoWithoutDockerLeavesProjectWhole(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	h.setNotReady(ContainerName(testID), true)
+	h.docker.setFail("remove", errors.New("Cannot connect to the Docker daemon"))
+	_, err := h.svc.Spawn(ctx, testID)
+	wantStatus(t, err, 500, "spawn_failed")
+	if got := h.wantWholeOrGone(testID); got != "whole" {
+		t.Errorf("after the failed spawn: project is %s, want whole", got)
+	}
+	if err := h.svc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.wantWholeOrGone(testID); got != "whole" {
+		t.Errorf("after reconcile: project is %s, want whole", got)
+	}
+	h.docker.setFail("remove", nil)
+	if _, err := h.svc.Destroy(ctx, testID); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.wantWholeOrGone(testID); got != "gone" {
+		t.Errorf("after destroy: project is %s, want gone", got)
+	}
+}
+
+func (h *harness) writeConfig(id string) {
+	h.t.Helper()
+	cfg := BuildPostgRESTConfig(id, id, ProjectSecrets{JWTSecret: "jwt", DBPassword: "pw"})
+	if err := os.WriteFile(h.svc.configPath(id), cfg, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) addLine(id string) {
+	h.t.Helper()
+	if _, err := h.svc.editPgBouncer(context.Background(), PgBouncerAdd, id, id); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) createContainer(id string) {
+	h.t.Helper()
+	cfg, host := h.svc.containerSpec(id, "launchdb-internal")
+	if _, err := h.docker.ContainerCreate(context.Background(), cfg, host, nil, nil,
+		ContainerName(id)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+var (
+	containerStartOptions = container.StartOptions{}
+	containerStopOptions  = container.StopOptions{}
+)
