@@ -104,7 +104,7 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		attrs := []slog.Attr{
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", clip(r.URL.Path)),
 			slog.Int("status", sw.status),
 			slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 			slog.String("client", r.RemoteAddr),
@@ -113,11 +113,21 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 			attrs = append(attrs, slog.String("project", ri.project))
 		}
 		if ri.err != nil {
-			attrs = append(attrs, slog.String("error", ri.err.Error()))
+			attrs = append(attrs, slog.String("error", clip(ri.err.Error())))
 		}
 		s.log.LogAttrs(r.Context(), level, "request", attrs...)
 		s.metrics.requests.WithLabelValues(ri.route, r.Method, strconv.Itoa(sw.status)).Inc()
 	})
+}
+
+// clip shortens what a client controls (the path, errors that quote it) in the log: a
+// request may carry a megabyte of path, the log line needs the start of it.
+func clip(s string) string {
+	const max = 512
+	if len(s) > max {
+		return s[:max] + "...(clipped)"
+	}
+	return s
 }
 
 func newRequestID() string {

@@ -29,7 +29,8 @@ func TestExecHalfCloseKeepsOutput(t *testing.T) {
 				return
 			}
 			defer conn.Close()
-			buf.WriteString("HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n" +
+			buf.WriteString("HTTP/1.1 101 UPGRADED\r\n" +
+				"Content-Type: application/vnd.docker.raw-stream\r\n" +
 				"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
 			buf.Flush()
 			// The client's half-close arrives as the end of its input.
