@@ -4,8 +4,21 @@ DOCKER ?= docker
 export CGO_ENABLED := 0
 
 BINARIES := bin/proxy bin/manager bin/load
-FUZZ_TARGETS := FuzzParseTarget FuzzCreateBody FuzzExecBody FuzzObjectField FuzzArrayElements
+# Fuzz targets as package:name. Each package keeps its corpus in
+# <package>/testdata/fuzz/<name>/ (seeds, and any input that once failed, which
+# every go test run replays); what a fuzz run discovers stays in Go's cache.
+FUZZ_TARGETS := filter:FuzzParseTarget filter:FuzzCreateBody filter:FuzzExecBody \
+	filter:FuzzObjectField filter:FuzzArrayElements proxy:FuzzServeConn
+# Per target: FUZZTIME in make test (fuzz-smoke), FUZZ_RUNTIME in make fuzz.
 FUZZTIME ?= 10s
+FUZZ_RUNTIME ?= 2m
+
+# The reliability tests; make soak runs them with SOCKPIN_SOAK=1, which
+# selects their long variants (README, Reliability).
+SOAK_TESTS := TestDaemonGoneAndBack|TestHostileClients|TestStreamDisconnects|TestLoad
+SOAK_TESTS := $(SOAK_TESTS)|TestShutdown|TestManagerKilledMidSpawn|TestManagerDependenciesDown
+SOAK_TESTS := $(SOAK_TESTS)|TestManagerManyProjects|TestHTTPHostileInput
+SOAK_TESTS := $(SOAK_TESTS)|TestReconcileAfterCrashInSpawn
 
 # Image names; the tests build under their own names and add labels through
 # IMAGE_BUILD_FLAGS.
@@ -15,7 +28,7 @@ IMAGE_BUILD_FLAGS ?=
 # Extra flags for the demo driver (bin/demo -help lists them).
 DEMO_FLAGS ?=
 
-.PHONY: all build test vet fmt-check fuzz-smoke clean images demo bench load
+.PHONY: all build test vet fmt-check fuzz-smoke fuzz run-fuzz soak clean images demo bench load
 
 all: build
 
@@ -61,10 +74,26 @@ test: build vet fmt-check
 
 # A short run of every fuzz target, so that they keep working.
 fuzz-smoke:
-	@for f in $(FUZZ_TARGETS); do \
-		echo "fuzz $$f for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./filter || exit 1; \
+	@$(MAKE) --no-print-directory run-fuzz FUZZ_FOR=$(FUZZTIME)
+
+# Every fuzz target for FUZZ_RUNTIME (make fuzz FUZZ_RUNTIME=10m). A failing
+# input is written to the package's testdata/fuzz/<name>/ and fails go test
+# from then on: keep it there as the regression test of the fix.
+fuzz:
+	@$(MAKE) --no-print-directory run-fuzz FUZZ_FOR=$(FUZZ_RUNTIME)
+
+run-fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name in ./$$pkg for $(FUZZ_FOR)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_FOR) ./$$pkg || exit 1; \
 	done
+
+# The long variants of the reliability tests: a minute of load from 200
+# clients, 1,000 stream disconnects, 30 manager kills, with the usual faults.
+soak: build
+	SOCKPIN_SOAK=1 $(GO) test -p 1 -count=1 -timeout 60m -v -run '^($(SOAK_TESTS))$$' \
+		./proxy ./manager
 
 clean:
 	rm -rf bin
