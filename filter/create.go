@@ -346,10 +346,10 @@ func (r *createRule) checkConfig(cfg *container.Config, vars map[string]string) 
 	if reason := r.checkLabels(cfg.Labels, vars); reason != "" {
 		return reason
 	}
-	if want := expandAll(r.cmd, vars); !slices.Equal(cfg.Cmd, want) {
+	if want := expandAll(r.cmd, vars); !sameArgv(cfg.Cmd, want) {
 		return fmt.Sprintf("Cmd must be %s", quoteList(want))
 	}
-	if want := expandAll(r.entrypoint, vars); !slices.Equal(cfg.Entrypoint, want) {
+	if want := expandAll(r.entrypoint, vars); !sameArgv(cfg.Entrypoint, want) {
 		return fmt.Sprintf("Entrypoint must be %s", quoteList(want))
 	}
 	if reason := r.checkEnv(cfg.Env); reason != "" {
@@ -474,6 +474,16 @@ func sameHealthcheck(a, b *container.HealthConfig) bool {
 	return b != nil && slices.Equal(a.Test, b.Test) && a.Interval == b.Interval &&
 		a.Timeout == b.Timeout && a.StartPeriod == b.StartPeriod &&
 		a.StartInterval == b.StartInterval && a.Retries == b.Retries
+}
+
+// sameArgv compares a command with the pinned one. When none is pinned,
+// only an absent command means the image's: the daemon keeps an empty
+// list ([]) as an empty command instead of the image's entrypoint.
+func sameArgv(got, want []string) bool {
+	if want == nil {
+		return got == nil
+	}
+	return slices.Equal(got, want)
 }
 
 func expandAll(ts []template, vars map[string]string) []string {
