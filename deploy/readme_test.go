@@ -145,6 +145,9 @@ func TestReadmeProxy(t *testing.T) {
 	dockertest.StandinImage(t, cli, dockertest.PostgRESTImage)
 	dockertest.Container(t, cli, dockertest.Spec{Name: "platform-postgres",
 		Image: dockertest.PostgRESTImage})
+	// The helper, visible but not to be stopped.
+	dockertest.Network(t, cli, "launchdb-internal")
+	dockertest.StartPgBouncer(t, cli, "launchdb-internal")
 
 	proxy := exec.Command("sh", "-c", "exec "+strings.TrimSuffix(
 		"bin/proxy -policy policy.yaml -listen tcp://127.0.0.1:2375 &", " &"))
@@ -181,8 +184,10 @@ func TestReadmeProxy(t *testing.T) {
 		{"GET", "/v1.40/containers/json", 400,
 			"sockpin: API version 1.40 is outside the allowed 1.41 to 1.51"},
 		{"GET", "/v1.41/info", 403, "sockpin: system.info is never allowed (rule default-deny)"},
-		{"POST", "/containers/platform-postgres/stop", 403, `sockpin: container ` +
-			`"platform-postgres" is in no group that allows container.stop (rule default-deny)`},
+		{"POST", "/containers/launchdb-pgbouncer/stop", 403, `sockpin: container ` +
+			`"launchdb-pgbouncer" is in no group that allows container.stop (rule default-deny)`},
+		{"POST", "/containers/platform-postgres/stop", 404, `sockpin: no container ` +
+			`"platform-postgres" that this client may see`},
 		{"POST", "/images/create?fromImage=launchdb/postgrest", 403, `sockpin: pulling ` +
 			`"launchdb/postgrest" without a tag would pull every tag (rule default-deny)`},
 	}

@@ -25,46 +25,71 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	if p.groupsAllowing(OpContainerList, nil) == nil {
 		return refuse(call.Op, RuleDefaultDeny, "no group allows inspect, so no container is visible"), nil
 	}
-	for _, k := range []string{"limit"} {
-		if reason := checkInt(call.Query, k); reason != "" {
-			return malformed(call.Op, "%s", reason), nil
-		}
+	if reason := checkInt(call.Query, "limit"); reason != "" {
+		return malformed(call.Op, "%s", reason), nil
+	}
+	if reason := checkListFilters(call.Query["filters"]); reason != "" {
+		return refuse(call.Op, RuleDefaultDeny, "%s", reason), nil
 	}
 	d := allow(call.Op, "visible-containers")
 	d.Path = prefix(call) + "/containers/json"
 	d.Query = encodeQuery(call.Query)
 	d.narrow = func(body []byte) ([]byte, error) {
-		return narrowArray(body, func(elem []byte) (bool, error) {
+		return narrowArray(body, func(elem []byte) ([]byte, error) {
 			raw, err := objectField(elem, "Labels")
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			labels := rawLabels(raw)
 			for _, g := range p.groups {
 				if g.allow[OpContainerInspect] && g.containsFunc(labels.get) {
-					return true, nil
+					return p.narrowContainer(elem, false)
 				}
 			}
-			return false, nil
+			return nil, nil
 		})
 	}
 	return d, nil
 }
 
-// narrowArray keeps the elements of a JSON array that keep accepts.
-func narrowArray(body []byte, keep func([]byte) (bool, error)) ([]byte, error) {
+// listFilters are the container list filters a client may use. The others
+// (before, since, ancestor, network, volume, ...) name other objects, and
+// the daemon's error for one that does not exist would tell the client
+// what exists.
+var listFilters = map[string]bool{"label": true, "name": true, "id": true, "status": true,
+	"health": true, "exited": true}
+
+func checkListFilters(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &f); err != nil {
+		return "filters is not a JSON object"
+	}
+	for _, k := range sortedKeys(f) {
+		if !listFilters[k] {
+			return fmt.Sprintf("list filter %q is not allowed", clip(k))
+		}
+	}
+	return ""
+}
+
+// narrowArray keeps the elements of a JSON array that keep returns, as
+// keep returns them (nil drops an element).
+func narrowArray(body []byte, keep func([]byte) ([]byte, error)) ([]byte, error) {
 	out := make([]byte, 0, len(body))
 	out = append(out, '[')
 	n := 0
 	err := arrayElements(body, func(elem []byte) error {
-		ok, err := keep(elem)
-		if err != nil || !ok {
+		kept, err := keep(elem)
+		if err != nil || kept == nil {
 			return err
 		}
 		if n > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, elem...)
+		out = append(out, kept...)
 		n++
 		return nil
 	})
@@ -72,6 +97,17 @@ func narrowArray(body []byte, keep func([]byte) (bool, error)) ([]byte, error) {
 		return nil, fmt.Errorf("narrowing list answer: %w", err)
 	}
 	return append(out, ']', '\n'), nil
+}
+
+// keepIf adapts a yes-or-no test to narrowArray.
+func keepIf(test func([]byte) (bool, error)) func([]byte) ([]byte, error) {
+	return func(elem []byte) ([]byte, error) {
+		ok, err := test(elem)
+		if !ok || err != nil {
+			return nil, err
+		}
+		return elem, nil
+	}
 }
 
 // groupsAllowing lists the groups that allow op and, when accept is set,
@@ -85,6 +121,12 @@ func (p *Policy) groupsAllowing(op Op, accept func(*group) bool) []*group {
 		}
 	}
 	return out
+}
+
+// noSuchContainer answers for a container that does not exist or that the
+// client may not see, alike.
+func noSuchContainer(ref string) string {
+	return fmt.Sprintf("sockpin: no container %q that this client may see", clip(ref))
 }
 
 // holding returns the first of groups that holds a container with these
@@ -122,17 +164,21 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	c, err := r.Container(ctx, answerVersion(call, op == OpContainerInspect), ref,
 		op == OpContainerInspect)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchContainer(ref))
 	}
 	g := holding(candidates, c.Labels)
-	if g == nil {
+	switch {
+	case g == nil && !p.visible(c.Labels):
+		return hidden(op, noSuchContainer(ref), "container %q is in no group that allows %s",
+			clip(ref), describe(call)), nil
+	case g == nil:
 		return refuse(op, RuleDefaultDeny, "container %q is in no group that allows %s",
 			clip(ref), describe(call)), nil
 	}
 	d := allow(op, g.name)
 	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]
 	if op == OpContainerInspect {
-		d.Answer, err = redactInspect(c.Inspect, g.redactEnv)
+		d.Answer, err = p.narrowContainer(c.Inspect, g.redactEnv)
 		return d, err
 	}
 	d.Path = prefix(call) + "/containers/" + c.ID + containerActions[op]
@@ -219,27 +265,99 @@ func noGroupReason(p *Policy, call *Call) string {
 	return fmt.Sprintf("no group allows %s", describe(call))
 }
 
-// redactInspect replaces the values of Config.Env in an inspect answer.
-func redactInspect(body []byte, redact bool) ([]byte, error) {
-	if !redact {
+// narrowContainer removes from a container's inspect answer or list entry
+// what the client may not see: the values of Config.Env (when the group
+// says so), the IDs of exec instances waiting in it (ExecIDs), and its
+// endpoints on networks the policy does not name. An answer with nothing
+// to remove is passed on as it came.
+func (p *Policy) narrowContainer(body []byte, redactEnv bool) ([]byte, error) {
+	execs, err := objectField(body, "ExecIDs")
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
+	}
+	hidden, err := p.hiddenNetworks(body)
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
+	}
+	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 {
 		return body, nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, fmt.Errorf("redacting inspect answer: %w", err)
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
-	var cfg map[string]json.RawMessage
-	if raw, ok := top["Config"]; ok && json.Unmarshal(raw, &cfg) == nil && cfg != nil {
-		var env []string
-		_ = json.Unmarshal(cfg["Env"], &env)
-		for i, e := range env {
-			name, _, _ := strings.Cut(e, "=")
-			env[i] = name + "=" + RedactedValue
+	if execs != nil {
+		top["ExecIDs"] = json.RawMessage("null")
+	}
+	if redactEnv {
+		if err := rewriteObject(top, "Config", func(cfg map[string]json.RawMessage) {
+			var env []string
+			_ = json.Unmarshal(cfg["Env"], &env)
+			for i, e := range env {
+				name, _, _ := strings.Cut(e, "=")
+				env[i] = name + "=" + RedactedValue
+			}
+			cfg["Env"] = marshalPlain(env)
+		}); err != nil {
+			return nil, err
 		}
-		cfg["Env"] = marshalPlain(env)
-		top["Config"] = marshalPlain(cfg)
 	}
-	return append(marshalPlain(top), '\n'), nil
+	if len(hidden) > 0 {
+		err := rewriteObject(top, "NetworkSettings", func(ns map[string]json.RawMessage) {
+			_ = rewriteObject(ns, "Networks", func(nets map[string]json.RawMessage) {
+				for _, n := range hidden {
+					delete(nets, n)
+				}
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := marshalPlain(top)
+	if bytes.HasSuffix(body, []byte("\n")) {
+		out = append(out, '\n')
+	}
+	return out, nil
+}
+
+// hiddenNetworks lists the networks a container answer shows that the
+// policy does not name.
+func (p *Policy) hiddenNetworks(body []byte) ([]string, error) {
+	ns, err := objectField(body, "NetworkSettings")
+	if err != nil || len(ns) == 0 || ns[0] != '{' {
+		return nil, err
+	}
+	nets, err := objectField(ns, "Networks")
+	if err != nil || len(nets) == 0 || nets[0] != '{' {
+		return nil, err
+	}
+	var names map[string]json.RawMessage
+	if err := json.Unmarshal(nets, &names); err != nil {
+		return nil, err
+	}
+	var hidden []string
+	for n := range names {
+		if p.networks[n] == nil {
+			hidden = append(hidden, n)
+		}
+	}
+	return hidden, nil
+}
+
+// rewriteObject lets edit change the object under key of top, if any.
+func rewriteObject(top map[string]json.RawMessage, key string, edit func(map[string]json.RawMessage)) error {
+	raw, ok := top[key]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return fmt.Errorf("narrowing %s: %w", key, err)
+	}
+	edit(obj)
+	top[key] = marshalPlain(obj)
+	return nil
 }
 
 // marshalPlain encodes without escaping <, > and &, as the daemon does.

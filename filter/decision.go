@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Decision is the outcome for one request: refused with a status and a
@@ -19,6 +20,11 @@ type Decision struct {
 	Rule string
 	// Reason says why, in words for the client and the audit log.
 	Reason string
+	// Public, when set, is what the client is told instead of Reason: a
+	// target the client may not see is answered as if it did not exist,
+	// so that answers do not reveal what exists; the audit log keeps the
+	// real reason.
+	Public string
 
 	// Path and Query are what to send upstream: canonical, with targets
 	// replaced by the full IDs they resolved to.
@@ -49,6 +55,8 @@ type Decision struct {
 // Message is the text of the Docker-shaped error body of a refusal.
 func (d *Decision) Message() string {
 	switch {
+	case d.Public != "":
+		return d.Public
 	case d.Rule == RuleLookup:
 		return d.Reason
 	case d.Status == http.StatusForbidden:
@@ -164,13 +172,29 @@ func notFound(format string, args ...any) *LookupError {
 }
 
 // resolved turns a lookup error into a decision that passes the daemon's
-// answer on, or returns the error when the daemon could not be asked.
-func resolved(op Op, err error) (*Decision, error) {
+// answer on, or returns the error when the daemon could not be asked. A
+// target that does not exist, and an ID prefix that fits several, are
+// answered with the same words as a target the client may not see, so that
+// no answer tells what exists.
+func resolved(op Op, err error, notFound string) (*Decision, error) {
 	var le *LookupError
 	if errors.As(err, &le) {
-		return &Decision{Op: op, Status: le.Status, Rule: RuleLookup, Reason: le.Message}, nil
+		d := &Decision{Op: op, Status: le.Status, Rule: RuleLookup, Reason: le.Message}
+		if le.Status == http.StatusNotFound || strings.Contains(le.Message, "Multiple IDs found") {
+			d.Status, d.Public = http.StatusNotFound, notFound
+		}
+		return d, nil
 	}
 	return nil, &ResolveError{Op: op, Err: err}
+}
+
+// hidden is the refusal of a target the client may not see: the audit
+// log has the reason, the client an answer like the daemon's for a target
+// that does not exist.
+func hidden(op Op, notFound, format string, args ...any) *Decision {
+	d := refuse(op, RuleDefaultDeny, format, args...)
+	d.Status, d.Public = http.StatusNotFound, notFound
+	return d
 }
 
 // ResolveError reports that a target could not be looked up because the

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 
@@ -87,4 +88,62 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:max] + "..."
+}
+
+// checkExecProcess checks an exec instance the client did not necessarily
+// create through the proxy (it may have been created on the daemon
+// directly) before it may be started or inspected: never privileged, a
+// terminal or stdin only when one of the group's exec rules allows it, and
+// with exec_start_pinned, a command and user that one of the rules allows.
+func (g *group) checkExecProcess(inspect []byte) string {
+	var ex struct {
+		OpenStdin     bool
+		ProcessConfig struct {
+			Tty        bool     `json:"tty"`
+			Entrypoint string   `json:"entrypoint"`
+			Arguments  []string `json:"arguments"`
+			Privileged *bool    `json:"privileged"`
+			User       string   `json:"user"`
+		}
+	}
+	if err := json.Unmarshal(inspect, &ex); err != nil {
+		return "the exec instance could not be read"
+	}
+	pc := ex.ProcessConfig
+	if pc.Privileged != nil && *pc.Privileged {
+		return "the exec instance is privileged"
+	}
+	tty, stdin := false, false
+	for _, e := range g.exec {
+		tty, stdin = tty || e.tty, stdin || e.stdin
+	}
+	if pc.Tty && !tty {
+		return "the exec instance has a terminal"
+	}
+	if ex.OpenStdin && !stdin {
+		return "the exec instance takes standard input"
+	}
+	if !g.execStartPinned {
+		return ""
+	}
+	argv := append([]string{pc.Entrypoint}, pc.Arguments...)
+	for _, e := range g.exec {
+		if e.user == pc.User && e.matchesArgv(argv) {
+			return ""
+		}
+	}
+	return "the exec instance runs a command no exec rule allows"
+}
+
+// matchesArgv reports whether a command line fits the rule's argv.
+func (e *execRule) matchesArgv(argv []string) bool {
+	if len(argv) != len(e.argv) {
+		return false
+	}
+	for i, m := range e.argv {
+		if !m.matches(argv[i]) {
+			return false
+		}
+	}
+	return true
 }

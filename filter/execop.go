@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/docker/docker/api/types/container"
 )
@@ -36,7 +37,7 @@ func (p *Policy) decideExecCreate(ctx context.Context, call *Call, body Body, r 
 	}
 	c, err := r.Container(ctx, "", ref, false)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchContainer(ref))
 	}
 	for _, g := range candidates {
 		if !g.contains(c.Labels) {
@@ -53,6 +54,10 @@ func (p *Policy) decideExecCreate(ctx context.Context, call *Call, body Body, r 
 			return d, nil
 		}
 		return refuse(op, g.name, "the command is not one group %s may run", g.name), nil
+	}
+	if !p.visible(c.Labels) {
+		return hidden(op, noSuchContainer(ref), "container %q is in no group that allows exec",
+			clip(ref)), nil
 	}
 	return refuse(op, RuleDefaultDeny, "container %q is in no group that allows exec", clip(ref)), nil
 }
@@ -75,18 +80,22 @@ func (p *Policy) decideExec(ctx context.Context, call *Call, body Body, r Resolv
 			return malformed(op, "%v", err), nil
 		}
 	}
+	noSuchExec := fmt.Sprintf("sockpin: no exec instance %s that this client may see", id)
 	ex, err := r.Exec(ctx, answerVersion(call, op == OpExecInspect), id)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchExec)
 	}
 	c, err := r.Container(ctx, "", ex.ContainerID, false)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchExec)
 	}
 	g := holding(candidates, c.Labels)
 	if g == nil {
-		return refuse(op, RuleDefaultDeny, "exec %s runs in a container of no group that allows exec",
+		return hidden(op, noSuchExec, "exec %s runs in a container of no group that allows exec",
 			id[:12]), nil
+	}
+	if reason := g.checkExecProcess(ex.Inspect); reason != "" {
+		return refuse(op, g.name, "%s", reason), nil
 	}
 	d := allow(op, g.name)
 	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]

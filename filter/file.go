@@ -67,6 +67,12 @@ type GroupRule struct {
 	// Exec lists the commands exec may run in these containers. Required
 	// when exec is allowed.
 	Exec []*ExecRule `yaml:"exec"`
+	// ExecStartPinned also holds exec start and inspect to the exec rules:
+	// an exec instance created on the daemon directly (not through the
+	// proxy) may then be started only when its command and user fit a rule.
+	// Default false: any exec instance in these containers may be started,
+	// unless it is privileged or has a terminal or stdin no rule allows.
+	ExecStartPinned bool `yaml:"exec_start_pinned"`
 }
 
 // RemoveRule lists which options of container remove are allowed.

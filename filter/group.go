@@ -31,6 +31,9 @@ type group struct {
 	volumes   bool
 	redactEnv bool
 	exec      []*execRule
+	// execStartPinned limits exec start and inspect to execs whose command
+	// and user fit an exec rule.
+	execStartPinned bool
 }
 
 type labelMatch struct {
@@ -73,7 +76,8 @@ func (c *compiler) groups(rules map[string]*GroupRule) []*group {
 }
 
 func (c *compiler) group(name string, r *GroupRule) *group {
-	g := &group{name: name, allow: map[Op]bool{}, redactEnv: r.RedactEnv}
+	g := &group{name: name, allow: map[Op]bool{}, redactEnv: r.RedactEnv,
+		execStartPinned: r.ExecStartPinned}
 	what := "groups." + name
 	if len(r.Labels) == 0 {
 		c.fail(r.Pos, "%s: a group needs at least one label, or it would hold every container", what)

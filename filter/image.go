@@ -17,7 +17,7 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 		d.Path = prefix(call) + "/images/json"
 		d.Query = encodeQuery(call.Query)
 		d.narrow = func(body []byte) ([]byte, error) {
-			return narrowArray(body, func(elem []byte) (bool, error) {
+			return narrowArray(body, keepIf(func(elem []byte) (bool, error) {
 				var tags []string
 				err := decodeField(elem, "RepoTags", &tags)
 				for _, t := range tags {
@@ -26,7 +26,7 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 					}
 				}
 				return false, err
-			})
+			}))
 		}
 		return d, nil
 	case OpImageInspect:

@@ -44,6 +44,12 @@ func (c *compiler) networks(rules map[string]*NetworkRule, groups []*group) map[
 	return out
 }
 
+// noSuchNetwork answers for a network that does not exist or that the
+// client may not see, alike.
+func noSuchNetwork(ref string) string {
+	return fmt.Sprintf("sockpin: no network %q that this client may see", clip(ref))
+}
+
 func findGroup(groups []*group, name string) *group {
 	for _, g := range groups {
 		if g.name == name {
@@ -63,11 +69,10 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 		d.Path = prefix(call) + "/networks"
 		d.Query = encodeQuery(call.Query)
 		d.narrow = func(body []byte) ([]byte, error) {
-			return narrowArray(body, func(elem []byte) (bool, error) {
-				var name string
-				err := decodeField(elem, "Name", &name)
+			return narrowArray(body, keepIf(func(elem []byte) (bool, error) {
+				name, err := StringField(elem, "Name")
 				return err == nil && p.networks[name] != nil, err
-			})
+			}))
 		}
 		return d, nil
 	}
@@ -80,10 +85,10 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 	}
 	n, err := r.Network(ctx, call.Version, ref)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchNetwork(ref))
 	}
 	if p.networks[n.Name] == nil {
-		return refuse(op, RuleDefaultDeny, "network %q is not named by the policy", clip(ref)), nil
+		return hidden(op, noSuchNetwork(ref), "network %q is not named by the policy", clip(ref)), nil
 	}
 	d := allow(op, n.Name)
 	d.Answer, err = p.narrowNetwork(ctx, n.Inspect, r)
@@ -148,17 +153,24 @@ func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body
 	}
 	n, err := r.Network(ctx, "", ref)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchNetwork(ref))
 	}
 	nr := p.networks[n.Name]
-	if nr == nil || len(nr.connect) == 0 {
+	switch {
+	case nr == nil:
+		return hidden(op, noSuchNetwork(ref), "network %q is not named by the policy", clip(ref)), nil
+	case len(nr.connect) == 0:
 		return refuse(op, RuleDefaultDeny, "network %q allows no connections", clip(ref)), nil
 	}
 	c, err := r.Container(ctx, "", target, false)
 	if err != nil {
-		return resolved(op, err)
+		return resolved(op, err, noSuchContainer(target))
 	}
 	idx := slices.IndexFunc(nr.connect, func(g *group) bool { return g.contains(c.Labels) })
+	if idx < 0 && !p.visible(c.Labels) {
+		return hidden(op, noSuchContainer(target), "container %q may not be connected to network %s",
+			clip(target), nr.name), nil
+	}
 	if idx < 0 {
 		return refuse(op, nr.name, "container %q may not be connected to network %s",
 			clip(target), nr.name), nil

@@ -1,0 +1,170 @@
+package filter
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// decideWith classifies and decides one request against the default policy
+// and the given fixtures.
+func decideWith(t *testing.T, fx Resolver, method, target, body string) *Decision {
+	t.Helper()
+	p := mustPolicy(t, "../policy.yaml")
+	call, d := p.Classify(method, target)
+	if d != nil {
+		return d
+	}
+	d, err := p.Decide(context.Background(), call, Body{ContentType: "application/json", Data: []byte(body)}, fx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestHiddenTargetsLookAbsent(t *testing.T) {
+	fx := DefaultFixtures()
+	tests := []struct {
+		name, method, target, body, public string
+	}{
+		{"unmanaged-container", "GET", "/containers/platform-postgres/json", "", noSuchContainer("platform-postgres")},
+		{"absent-container", "GET", "/containers/nothing-here/json", "", noSuchContainer("nothing-here")},
+		{"unmanaged-by-prefix", "POST", "/containers/" + fx.Containers[3].ID[:12] + "/stop", "",
+			noSuchContainer(fx.Containers[3].ID[:12])},
+		{"exec-in-unmanaged", "GET", "/exec/" + fx.Execs[1].ID + "/json", "",
+			"sockpin: no exec instance " + fx.Execs[1].ID + " that this client may see"},
+		{"hidden-network", "GET", "/networks/platform-private", "", noSuchNetwork("platform-private")},
+		{"absent-network", "GET", "/networks/nothing-here", "", noSuchNetwork("nothing-here")},
+		{"connect-unmanaged", "POST", "/networks/launchdb-internal/connect", `{"Container":"platform-postgres"}`,
+			noSuchContainer("platform-postgres")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decideWith(t, fx, tt.method, tt.target, tt.body)
+			if d.Allowed || d.Status != http.StatusNotFound || d.Message() != tt.public {
+				t.Fatalf("got %d %q, want 404 %q", d.Status, d.Message(), tt.public)
+			}
+			if d.Reason == "" || d.Reason == d.Public {
+				t.Errorf("the audit reason %q hides the real one", d.Reason)
+			}
+		})
+	}
+	// A visible container the operation is not allowed on is still 403.
+	if d := decideWith(t, fx, "POST", "/containers/launchdb-pgbouncer/stop", ""); d.Status != http.StatusForbidden {
+		t.Errorf("stop of the helper: got %d, want 403", d.Status)
+	}
+}
+
+func TestListFiltersThatNameObjectsAreRefused(t *testing.T) {
+	fx := DefaultFixtures()
+	for _, f := range []string{`{"before":["platform-postgres"]}`, `{"since":["x"]}`, `{"network":["x"]}`} {
+		d := decideWith(t, fx, "GET", "/containers/json?filters="+urlEncode(f), "")
+		if d.Allowed {
+			t.Errorf("filters %s: allowed, want refused", f)
+		}
+	}
+	if d := decideWith(t, fx, "GET", "/containers/json?filters="+urlEncode(`{"label":["a=b"],"name":["x"]}`), ""); !d.Allowed {
+		t.Errorf("label and name filters: got %q, want allowed", d.Message())
+	}
+}
+
+func urlEncode(s string) string {
+	r := strings.NewReplacer("{", "%7B", "}", "%7D", `"`, "%22", "[", "%5B", "]", "%5D", ":", "%3A", ",", "%2C", "=", "%3D")
+	return r.Replace(s)
+}
+
+// execFixture answers exec lookups with a given process.
+type execFixture struct {
+	*Fixtures
+	inspect string
+}
+
+func (f execFixture) Exec(ctx context.Context, v, id string) (*Exec, error) {
+	ex, err := f.Fixtures.Exec(ctx, v, id)
+	if err == nil {
+		ex.Inspect = []byte(f.inspect)
+	}
+	return ex, err
+}
+
+func TestForeignExecsAreChecked(t *testing.T) {
+	fx := DefaultFixtures()
+	start := "/exec/" + fx.Execs[0].ID + "/start"
+	tests := []struct {
+		name, inspect, want string
+	}{
+		{"plain", `{"OpenStdin":false,"ProcessConfig":{"entrypoint":"/app","arguments":["version"]}}`, ""},
+		{"privileged", `{"ProcessConfig":{"entrypoint":"sh","privileged":true}}`, "privileged"},
+		{"stdin", `{"OpenStdin":true,"ProcessConfig":{"entrypoint":"sh"}}`, "standard input"},
+		{"tty", `{"ProcessConfig":{"entrypoint":"sh","tty":true}}`, "terminal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decideWith(t, execFixture{fx, tt.inspect}, "POST", start, `{"Detach":false,"Tty":false}`)
+			if tt.want == "" && !d.Allowed || tt.want != "" && (d.Allowed || !strings.Contains(d.Reason, tt.want)) {
+				t.Fatalf("got allowed=%v %q, want %q", d.Allowed, d.Reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestExecStartPinned(t *testing.T) {
+	p, err := Parse([]byte(`
+schema: 1
+groups:
+  helper:
+    labels: {io.launchdb.role: pgbouncer}
+    allow: [exec]
+    exec_start_pinned: true
+    exec:
+      - rule: reload
+        user: root
+        argv: [kill, -HUP, "1"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := DefaultFixtures()
+	for _, tt := range []struct {
+		inspect string
+		allow   bool
+	}{
+		{`{"ProcessConfig":{"entrypoint":"kill","arguments":["-HUP","1"],"user":"root"}}`, true},
+		{`{"ProcessConfig":{"entrypoint":"/app","arguments":["version"],"user":"root"}}`, false},
+		{`{"ProcessConfig":{"entrypoint":"kill","arguments":["-HUP","1"],"user":""}}`, false},
+	} {
+		call, _ := p.Classify("GET", "/exec/"+fx.Execs[0].ID+"/json")
+		d, err := p.Decide(context.Background(), call, Body{}, execFixture{fx, tt.inspect})
+		if err != nil || d.Allowed != tt.allow {
+			t.Errorf("%s: got allowed=%v (%v), want %v", tt.inspect, d.Allowed, err, tt.allow)
+		}
+	}
+}
+
+func TestContainerAnswersNarrowed(t *testing.T) {
+	p := mustPolicy(t, "../policy.yaml")
+	body := `{"Id":"x","ExecIDs":["e1"],"Config":{"Env":["A=secret"]},` +
+		`"NetworkSettings":{"Networks":{"launchdb-internal":{"IPAddress":"1"},"platform-private":{"IPAddress":"2"}}}}`
+	out, err := p.narrowContainer([]byte(body), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ExecIDs         []string
+		Config          struct{ Env []string }
+		NetworkSettings struct{ Networks map[string]json.RawMessage }
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ExecIDs != nil || got.Config.Env[0] != "A="+RedactedValue ||
+		len(got.NetworkSettings.Networks) != 1 || got.NetworkSettings.Networks["launchdb-internal"] == nil {
+		t.Errorf("got %s, want no exec IDs, redacted env and only launchdb-internal", out)
+	}
+	plain := `{"Id":"x","ExecIDs":null,"NetworkSettings":{"Networks":{"launchdb-internal":{}}}}`
+	if out, _ := p.narrowContainer([]byte(plain), false); string(out) != plain {
+		t.Errorf("an answer with nothing to hide was rewritten: %s", out)
+	}
+}
