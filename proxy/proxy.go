@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/launchdb/sockpin/filter"
 )
 
@@ -34,6 +36,11 @@ type Options struct {
 	MaxAnswerBytes int64
 	// CacheEntries bounds the container label cache. Default 4096.
 	CacheEntries int
+	// BodyBudget bounds the request bytes held in memory at once across
+	// all requests (each body counts at its Content-Length, or at
+	// MaxBodyBytes when it has none); a request beyond it gets 503. Default
+	// 64 MiB.
+	BodyBudget int64
 }
 
 func (o *Options) defaults() {
@@ -52,6 +59,9 @@ func (o *Options) defaults() {
 	if o.CacheEntries == 0 {
 		o.CacheEntries = 4096
 	}
+	if o.BodyBudget == 0 {
+		o.BodyBudget = 64 << 20
+	}
 }
 
 // Handler serves the Docker Engine API through a policy.
@@ -64,6 +74,7 @@ type Handler struct {
 	opts    Options
 	streams streamSet
 	gen     atomic.Int64
+	bodies  *semaphore.Weighted
 }
 
 // New builds a handler that sends allowed requests to up.
@@ -76,7 +87,8 @@ func New(p *filter.Policy, up *Upstream, log *slog.Logger, m *Metrics, opts Opti
 		m = NewMetrics()
 	}
 	h := &Handler{up: up, log: log, metrics: m, opts: opts,
-		res: &resolver{up: up, cache: newLabelCache(opts.CacheEntries)}}
+		res:    &resolver{up: up, cache: newLabelCache(opts.CacheEntries)},
+		bodies: semaphore.NewWeighted(opts.BodyBudget)}
 	h.SetPolicy(p)
 	return h
 }
@@ -101,6 +113,18 @@ func (h *Handler) Generation() int64 { return h.gen.Load() }
 // ServeHTTP decides one request and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if n := h.bodySize(r); n > 0 {
+		// Many slow large bodies at once must not run the proxy out of
+		// memory.
+		if !h.bodies.TryAcquire(n) {
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusServiceUnavailable, "sockpin: too many request bodies in flight; try again")
+			h.audit(r, &filter.Decision{Op: filter.OpUnknown, Status: http.StatusServiceUnavailable,
+				Rule: filter.RuleSize, Reason: "body budget exhausted"}, start, nil)
+			return
+		}
+		defer h.bodies.Release(n)
+	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(start.Add(h.opts.BodyTimeout))
 	// One deadline covers the decision and, for ordinary requests, the
@@ -158,6 +182,18 @@ type cutError struct{ err error }
 
 func (e *cutError) Error() string { return "answer cut off: " + e.err.Error() }
 func (e *cutError) Unwrap() error { return e.err }
+
+// bodySize is what a request's body may hold in memory: its length, at
+// most the body limit.
+func (h *Handler) bodySize(r *http.Request) int64 {
+	switch {
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		return 0
+	case r.ContentLength < 0 || r.ContentLength > h.opts.MaxBodyBytes:
+		return h.opts.MaxBodyBytes + 1
+	}
+	return r.ContentLength
+}
 
 // writeError answers in Docker's error shape, which the docker CLI prints.
 func writeError(w http.ResponseWriter, status int, msg string) {

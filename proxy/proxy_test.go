@@ -269,3 +269,39 @@ func TestExecStartSwitchesProtocols(t *testing.T) {
 		t.Errorf("got stream %q, want the exec output", rest)
 	}
 }
+
+// TestBodyBudget holds one request's body open and shows that a second
+// body that would pass the budget is refused with 503 before it is read.
+func TestBodyBudget(t *testing.T) {
+	f := newFakeDaemon(t)
+	p, err := filter.Load("../policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := Address{Network: "tcp", Addr: strings.TrimPrefix(f.srv.URL, "http://")}
+	h := New(p, NewUpstream(addr, time.Second), nil, nil, Options{BodyBudget: 100})
+	pr, pw := io.Pipe()
+	first := httptest.NewRequest("POST", "/containers/create?name=x", pr)
+	first.RequestURI, first.ContentLength = first.URL.RequestURI(), 60
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), first)
+	}()
+	pw.Write([]byte(`{"Image":`)) // the first body is being read
+	time.Sleep(50 * time.Millisecond)
+	second := httptest.NewRequest("POST", "/containers/create?name=y", strings.NewReader(strings.Repeat(" ", 60)))
+	second.RequestURI = second.URL.RequestURI()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, second)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("second body: got %d, want 503 while the first holds the budget", w.Code)
+	}
+	pw.Close()
+	<-done
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/_ping", nil))
+	if w.Code != http.StatusOK {
+		t.Errorf("a request without a body: got %d, want 200", w.Code)
+	}
+}

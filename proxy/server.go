@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/launchdb/sockpin/filter"
 )
@@ -39,6 +40,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DialTimeout bounds connecting to the daemon.
 	DialTimeout time.Duration
+	// MaxConnections bounds the client connections served at once; more
+	// wait to be accepted. 0 means no bound.
+	MaxConnections int
 	// PolicyPoll, when set, is how often the policy file is checked for a
 	// change, which then reloads it as SIGHUP does.
 	PolicyPoll time.Duration
@@ -144,6 +148,9 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 			serves = "metrics"
 			go func() { errc <- metrics.Serve(l) }()
 		} else {
+			if s.cfg.MaxConnections > 0 {
+				l = netutil.LimitListener(l, s.cfg.MaxConnections)
+			}
 			go func() { errc <- api.serve(l) }()
 		}
 		s.log.Info("listening", "address", addrOf(l), "serves", serves)
