@@ -169,9 +169,9 @@ func collectFields(t reflect.Type, out map[string]reflect.Type) {
 var emptyMeansSomething = map[string]bool{"MaskedPaths": true, "ReadonlyPaths": true}
 
 // firstSet returns the dotted path (in JSON key names) of the first field
-// of v that is set, or "" when every field is empty. A nil or empty map or
-// slice, a nil pointer and a pointer to an empty value are empty, except
-// the fields of emptyMeansSomething, where [] is set.
+// of v that is set, or "" when every field is empty. A nil pointer and a
+// nil or empty map or slice are empty, except the fields of
+// emptyMeansSomething, where [] is set; a pointer to anything is set.
 func firstSet(v reflect.Value, path string) string {
 	if set := setFields(v, path, "", 1); len(set) > 0 {
 		return set[0]
@@ -198,11 +198,18 @@ func setFields(v reflect.Value, path, field string, max int) []string {
 			out = append(out, setFields(v.Field(i), child, name, max-len(out))...)
 		}
 		return out
-	case reflect.Pointer, reflect.Interface:
+	case reflect.Interface:
 		if v.IsNil() {
 			return nil
 		}
 		return setFields(v.Elem(), path, field, max)
+	case reflect.Pointer:
+		// A pointer says the field was given, even with a zero value: the
+		// daemon tells null from 0 or false for these fields.
+		if v.IsNil() {
+			return nil
+		}
+		return []string{path}
 	case reflect.Array:
 		for i := 0; i < v.Len(); i++ {
 			if len(setFields(v.Index(i), path, field, 1)) > 0 {

@@ -60,8 +60,9 @@ func TestFirstSet(t *testing.T) {
 		want string
 	}{
 		{"empty", container.HostConfig{}, ""},
-		{"pointer-to-false-is-empty", container.HostConfig{Init: &f}, ""},
-		{"pointer-to-zero-is-empty", container.HostConfig{Resources: container.Resources{PidsLimit: &zero}}, ""},
+		{"pointer-to-false-is-set", container.HostConfig{Init: &f}, "HostConfig.Init"},
+		{"pointer-to-zero-is-set", container.HostConfig{Resources: container.Resources{PidsLimit: &zero}},
+			"HostConfig.PidsLimit"},
 		{"empty-map-is-empty", container.HostConfig{Sysctls: map[string]string{}}, ""},
 		{"empty-dns-is-empty", container.HostConfig{DNS: []string{}}, ""},
 		{"empty-masked-paths-is-set", container.HostConfig{MaskedPaths: []string{}}, "HostConfig.MaskedPaths"},

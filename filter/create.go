@@ -433,7 +433,7 @@ func (r *createRule) checkHost(hc *container.HostConfig) string {
 }
 
 func (r *createRule) checkLimits(hc *container.HostConfig) string {
-	if p := hc.PidsLimit; p != nil && *p != 0 && (*p < 0 || *p > r.pidsMax) {
+	if p := hc.PidsLimit; p != nil && (*p <= 0 || *p > r.pidsMax) {
 		return fmt.Sprintf("HostConfig.PidsLimit %d is not allowed (at most %d)", *p, r.pidsMax)
 	}
 	if hc.Memory < 0 || hc.Memory > r.memoryMax {
