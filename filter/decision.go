@@ -40,10 +40,6 @@ type Decision struct {
 	Hijack bool
 	// Stream marks answers that may last long (no total time limit).
 	Stream bool
-	// Stdin is set for an exec start whose exec takes standard input: the
-	// client closing its side then only ends the input. Otherwise it ends
-	// the stream.
-	Stdin bool
 
 	// ContainerID and Project describe the target for the audit log.
 	ContainerID string

@@ -107,7 +107,6 @@ func (p *Policy) decideExec(ctx context.Context, call *Call, body Body, r Resolv
 		return refuse(op, g.name, "%s", reason), nil
 	}
 	d.Path = prefix(call) + "/exec/" + id + "/start"
-	_ = decodeField(ex.Inspect, "OpenStdin", &d.Stdin)
 	if len(body.Data) > 0 {
 		d.Body, _ = json.Marshal(&start)
 	}

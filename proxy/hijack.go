@@ -27,7 +27,7 @@ func wantsUpgrade(r *http.Request) bool {
 // hijack sends a request that may switch protocols over a connection of its
 // own. Only when the daemon answers 101 do both sides become a raw two-way
 // stream; any other answer is relayed as an ordinary response.
-func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request, stdin bool) (int, error) {
+func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request) (int, error) {
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", "tcp")
 	up, err := h.up.Dial(ctx)
@@ -74,7 +74,7 @@ func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Reques
 	}
 	h.metrics.hijacked.Inc()
 	defer h.metrics.hijacked.Dec()
-	return http.StatusSwitchingProtocols, h.streams.run(client, clientBuf.Reader, up, upBuf, stdin)
+	return http.StatusSwitchingProtocols, h.streams.run(client, clientBuf.Reader, up, upBuf)
 }
 
 // streamSet tracks hijacked connections so that shutdown can wait for them
@@ -111,7 +111,7 @@ func (s *streamSet) remove(conns ...net.Conn) {
 // docker CLI and the manager close it right after the 101 when the exec has
 // no stdin, so it cannot mean the client is gone. A client
 // that is gone shows when its output cannot be written.
-func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, upBuf *bufio.Reader, stdin bool) error {
+func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, upBuf *bufio.Reader) error {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	s.add(client, up)
