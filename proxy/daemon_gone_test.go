@@ -96,6 +96,17 @@ func TestDaemonGoneAndBack(t *testing.T) {
 	}
 	check("daemon-back", true)
 
+	// A restart so quick that no request saw the daemon gone: the pooled
+	// connections are dead, and a write must not be sent on one.
+	relay.Stop()
+	if err := relay.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if a := call(c, "POST", base+"/containers/"+managedID+"/start", "", ""); a.status != 304 {
+		t.Errorf("first write after a quick restart: got %v, want 304", a)
+	}
+
 	// Audit lines are written in batches: wait for those of the failed requests.
 	want, failed := 2*len(requests), 0
 	for deadline := time.Now().Add(5 * time.Second); failed < want &&

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -67,7 +68,9 @@ type Upstream struct {
 const maxIdle = 64
 
 // staleAfter is how long a pooled connection may sit idle before it is
-// checked for a close by the daemon before being used again.
+// checked for a close by the daemon before being used again. A request that
+// cannot be sent twice (a write) checks always: a daemon that restarted
+// just now closed the connection, and the write would fail on it.
 const staleAfter = time.Second
 
 // upstreamHost is the Host header sent to the daemon, which ignores it.
@@ -90,8 +93,9 @@ func (u *Upstream) Dial(ctx context.Context) (net.Conn, error) {
 	return u.dialer.DialContext(ctx, u.addr.Network, u.addr.Addr)
 }
 
-// get returns a pooled connection that is still open, or a new one.
-func (u *Upstream) get(ctx context.Context) (*upConn, bool, error) {
+// get returns a pooled connection that is still open, or a new one; check
+// asks for the open check however recently the connection was used.
+func (u *Upstream) get(ctx context.Context, check bool) (*upConn, bool, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -102,7 +106,7 @@ func (u *Upstream) get(ctx context.Context) (*upConn, bool, error) {
 		c := u.idle[n-1]
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		if time.Since(c.lastUsed) < staleAfter || c.alive() {
+		if !check && time.Since(c.lastUsed) < staleAfter || c.alive() {
 			return c, true, nil
 		}
 		c.conn.Close()
@@ -115,13 +119,30 @@ func (u *Upstream) get(ctx context.Context) (*upConn, bool, error) {
 		bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
 }
 
-// alive reports whether the daemon has not closed an idle connection.
+// alive reports whether the daemon has not closed an idle connection: a
+// peek at the socket that does not wait finds neither data nor its end. (A
+// read with a deadline already passed would not even look: Go reports the
+// timeout without reading.)
 func (c *upConn) alive() bool {
-	_ = c.conn.SetReadDeadline(time.Now())
-	_, err := c.br.Peek(1)
-	_ = c.conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
+		return true
+	})
+	return err == nil && alive
 }
 
 func (u *Upstream) put(c *upConn) {
@@ -182,7 +203,7 @@ func (e *reusedError) Error() string { return e.err.Error() }
 func (e *reusedError) Unwrap() error { return e.err }
 
 func (u *Upstream) roundTrip(ctx context.Context, req *Request) (*http.Response, error) {
-	c, reused, err := u.get(ctx)
+	c, reused, err := u.get(ctx, req.Method != http.MethodGet && req.Method != http.MethodHead)
 	if err != nil {
 		return nil, err
 	}
