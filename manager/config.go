@@ -77,6 +77,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight operations
 	// (SHUTDOWN_TIMEOUT, default 30s).
 	ShutdownTimeout time.Duration
+
+	// CrashRecoveryWait is how long start-up waits before reconciling when the previous
+	// process did not stop cleanly (CRASH_RECOVERY_WAIT, default 15s): Docker calls it had in
+	// flight, such as a create, still land after it died. It must exceed the longest of them
+	// (a Docker call is given 10 s).
+	CrashRecoveryWait time.Duration
 }
 
 // EnvVar documents one environment variable the manager reads.
@@ -110,6 +116,8 @@ func EnvVars() []EnvVar {
 		{"SPAWN_READY_TIMEOUT", "20s", false,
 			"how long spawn waits for a container to answer on :3000"},
 		{"SHUTDOWN_TIMEOUT", "30s", false, "how long SIGTERM waits for in-flight operations"},
+		{"CRASH_RECOVERY_WAIT", "15s", false,
+			"after an unclean stop, how long start-up waits before reconciling"},
 	}
 }
 
@@ -201,6 +209,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	cfg.SpawnReadyTimeout = parseDuration("SPAWN_READY_TIMEOUT", get("SPAWN_READY_TIMEOUT"), bad)
 	cfg.ShutdownTimeout = parseDuration("SHUTDOWN_TIMEOUT", get("SHUTDOWN_TIMEOUT"), bad)
+	cfg.CrashRecoveryWait = parseDuration("CRASH_RECOVERY_WAIT", get("CRASH_RECOVERY_WAIT"), bad)
 
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)

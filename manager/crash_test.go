@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 )
@@ -160,3 +161,35 @@ var (
 	containerStartOptions = container.StartOptions{}
 	containerStopOptions  = container.StopOptions{}
 )
+
+// TestRecoverWaitsOnlyAfterUncleanStop checks the start-up wait for calls a crashed process
+// left in flight: none after a clean stop, CrashRecoveryWait when the running marker of
+// the previous process is still there.
+func TestRecoverWaitsOnlyAfterUncleanStop(t *testing.T) {
+	h := newHarness(t)
+	h.svc.cfg.CrashRecoveryWait = 300 * time.Millisecond
+	ctx := context.Background()
+	start := time.Now()
+	if err := h.svc.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= h.svc.cfg.CrashRecoveryWait {
+		t.Errorf("first start waited %v, want no wait", took)
+	}
+	// No Stopped: the process "crashed".
+	start = time.Now()
+	if err := h.svc.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < h.svc.cfg.CrashRecoveryWait {
+		t.Errorf("start after a crash waited %v, want %v", took, h.svc.cfg.CrashRecoveryWait)
+	}
+	h.svc.Stopped()
+	start = time.Now()
+	if err := h.svc.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= h.svc.cfg.CrashRecoveryWait {
+		t.Errorf("start after a clean stop waited %v, want no wait", took)
+	}
+}

@@ -51,6 +51,8 @@ func (e *e2e) startManager(extra ...string) *managerProcess {
 		"POSTGREST_CONFIG_DIR=" + e.configDir,
 		"DOMAIN=example.test",
 		"LOG_LEVEL=debug",
+		// Long enough for a create the killed process left in flight to land here.
+		"CRASH_RECOVERY_WAIT=3s",
 	}, extra...)
 	m.start()
 	e.t.Cleanup(func() {
@@ -172,7 +174,7 @@ func (e *e2e) wholeOrGone(id string, wantConfig []byte) string {
 	lines := e.pgb.DatabaseLines(id)
 	data, err := os.ReadFile(e.svc.configPath(id))
 	hasConfig := err == nil
-	if tmp, _ := filepath.Glob(filepath.Join(e.configDir, ".*")); len(tmp) > 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(e.configDir, ".proj_*")); len(tmp) > 0 {
 		e.t.Errorf("temporary files left in the config directory: %v", tmp)
 	}
 	switch {
@@ -248,7 +250,9 @@ func TestManagerKilledMidSpawn(t *testing.T) {
 				DBPassword: fmt.Sprintf("pw-%d", i)}
 			e.db.seed(t, id, "active", secrets.JWTSecret, secrets.DBPassword)
 			answered := viaProcess.spawnAsync(id)
-			time.Sleep(took * time.Duration(i) / time.Duration(points))
+			// Spread quadratically: most of a spawn is the wait for readiness, the
+			// steps before it (config, PgBouncer, create, start) come in the first tenth.
+			time.Sleep(took * time.Duration(i*i) / time.Duration(points*points))
 			m.kill()
 			<-answered
 			m.start()

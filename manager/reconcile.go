@@ -7,7 +7,41 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
+
+// runningMarker is a file in the config directory that exists while a manager runs; finding
+// it at start-up means the previous process did not stop cleanly.
+const runningMarker = ".manager-running"
+
+// Recover is the start-up reconcile. When the previous process did not stop cleanly, it
+// first waits CrashRecoveryWait: Docker calls that process had in flight (a create, a
+// PgBouncer edit) still land after it died, and a reconcile that ran before them would miss
+// what they leave. Then it marks the config directory as in use until Stopped.
+func (s *Service) Recover(ctx context.Context) error {
+	marker := filepath.Join(s.cfg.ConfigDir, runningMarker)
+	if _, err := os.Stat(marker); err == nil {
+		s.log.Warn("the previous manager did not stop cleanly; waiting before reconciling",
+			"wait", s.cfg.CrashRecoveryWait.String())
+		select {
+		case <-time.After(s.cfg.CrashRecoveryWait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := s.Reconcile(ctx)
+	if werr := os.WriteFile(marker, nil, 0o600); werr != nil {
+		err = errors.Join(err, fmt.Errorf("marking the config directory in use: %w", werr))
+	}
+	return err
+}
+
+// Stopped records a clean stop: the next start-up need not wait for this process's calls.
+func (s *Service) Stopped() {
+	if err := removeFile(filepath.Join(s.cfg.ConfigDir, runningMarker)); err != nil {
+		s.log.Warn("removing the running marker", "error", err)
+	}
+}
 
 // Reconcile runs once at start-up, before the manager serves requests, and leaves every
 // project either whole (running container, config file, PgBouncer line) or gone. What a

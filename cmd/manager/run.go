@@ -62,12 +62,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer docker.Close()
 	svc := manager.New(cfg, db, docker, log)
 
-	rctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
-	if err := svc.Reconcile(rctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, cfg.CrashRecoveryWait+reconcileTimeout)
+	if err := svc.Recover(rctx); err != nil {
 		log.Error("start-up reconcile incomplete", "error", err)
 	}
 	cancel()
-	return serve(ctx, cfg, svc.Handler(), log)
+	if err := serve(ctx, cfg, svc.Handler(), log); err != nil {
+		return err
+	}
+	svc.Stopped()
+	return nil
 }
 
 // serve listens on cfg.Port until ctx ends, then shuts down gracefully.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,6 +152,10 @@ func TestRunShutdownLetsInFlightSpawnFinish(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not return after shutdown")
+	}
+	marker := filepath.Join(env["POSTGREST_CONFIG_DIR"], ".manager-running")
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("running marker after a clean stop: %v, want it removed", err)
 	}
 	if strings.Contains(logs.String(), "pw@") || strings.Contains(logs.String(), testMasterKey) {
 		t.Errorf("logs contain a secret:\n%s", logs.String())
