@@ -12,6 +12,9 @@ FUZZ_TARGETS := filter:FuzzParseTarget filter:FuzzCreateBody filter:FuzzExecBody
 # Per target: FUZZTIME in make test (fuzz-smoke), FUZZ_RUNTIME in make fuzz.
 FUZZTIME ?= 10s
 FUZZ_RUNTIME ?= 2m
+# Interesting inputs are minimized for at most this long, so that the time goes to
+# fuzzing (Go's default is a minute per input).
+FUZZ_MINIMIZE ?= 5s
 
 # The reliability tests; make soak runs them with SOCKPIN_SOAK=1, which
 # selects their long variants (README, Reliability).
@@ -86,7 +89,8 @@ run-fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
 		echo "fuzz $$name in ./$$pkg for $(FUZZ_FOR)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_FOR) ./$$pkg || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_FOR) \
+			-fuzzminimizetime $(FUZZ_MINIMIZE) ./$$pkg || exit 1; \
 	done
 
 # The long variants of the reliability tests: a minute of load from 200

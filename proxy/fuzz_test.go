@@ -63,7 +63,7 @@ func FuzzServeConn(f *testing.F) {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			t.Fatalf("the server neither answered nor closed within 10s; got %q", clipBytes(out))
 		}
-		checkAnswers(t, out)
+		checkAnswers(t, out, methods(in))
 		for _, line := range daemon.take() {
 			if reason := notCanonical(line); reason != "" {
 				t.Fatalf("the daemon got %q: %s", line, reason)
@@ -72,15 +72,37 @@ func FuzzServeConn(f *testing.F) {
 	})
 }
 
-// checkAnswers parses what the server wrote as a sequence of HTTP responses.
-func checkAnswers(t *testing.T, out []byte) {
+// methods returns the methods of the requests in, as far as they parse: an answer to HEAD
+// has no body.
+func methods(in []byte) []string {
+	var out []string
+	br := bufio.NewReader(bytes.NewReader(in))
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return out
+		}
+		out = append(out, req.Method)
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return out
+		}
+	}
+}
+
+// checkAnswers parses what the server wrote as a sequence of HTTP responses, the i-th to
+// a request with method methods[i] (GET when unknown).
+func checkAnswers(t *testing.T, out []byte, methods []string) {
 	t.Helper()
 	br := bufio.NewReader(bytes.NewReader(out))
-	for {
+	for i := 0; ; i++ {
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
-		resp, err := http.ReadResponse(br, nil)
+		method := http.MethodGet
+		if i < len(methods) {
+			method = methods[i]
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
 		if err != nil {
 			t.Fatalf("the server wrote something that is not an HTTP response (%v): %q", err,
 				clipBytes(out))
@@ -92,11 +114,12 @@ func checkAnswers(t *testing.T, out []byte) {
 		if err != nil && err != io.ErrUnexpectedEOF {
 			t.Fatalf("reading an answer's body: %v", err)
 		}
-		if resp.StatusCode >= 400 && !bytes.Contains(body, []byte(`"message":"`)) {
+		if resp.StatusCode >= 400 && method != http.MethodHead &&
+			!bytes.Contains(body, []byte(`"message":"`)) {
 			t.Fatalf("answer %d without Docker's error shape: %q", resp.StatusCode, body)
 		}
-		if err != nil {
-			return // a stream cut off: nothing follows it
+		if err != nil || resp.Close {
+			return // a stream cut off, or the last answer on the connection
 		}
 	}
 }
