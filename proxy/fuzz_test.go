@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,20 +29,31 @@ func FuzzServeConn(f *testing.F) {
 	f.Add([]byte("POST /containers/postgrest-proj_0123456789abcdef/stop?t=5 HTTP/1.1\r\n" +
 		"Host: d\r\nContent-Length: 0\r\n\r\nGET /v1.41/version HTTP/1.1\r\nHost: d\r\n\r\n"))
 
+	// Unix sockets on both sides: a connection per input over loopback TCP would leave
+	// millions of TIME_WAIT sockets behind, and later tests' connections collide with them.
+	dir, err := os.MkdirTemp("", "sockpin-fuzz-")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { os.RemoveAll(dir) })
 	daemon := &fuzzDaemon{}
-	srv := httptest.NewServer(daemon)
+	srv := httptest.NewUnstartedServer(daemon)
+	if srv.Listener, err = net.Listen("unix", filepath.Join(dir, "daemon.sock")); err != nil {
+		f.Fatal(err)
+	}
+	srv.Start()
 	f.Cleanup(srv.Close)
 	p, err := filter.Load("../policy.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
-	up := NewUpstream(Address{Network: "tcp", Addr: strings.TrimPrefix(srv.URL, "http://")},
+	up := NewUpstream(Address{Network: "unix", Addr: filepath.Join(dir, "daemon.sock")},
 		time.Second)
 	h := New(p, up, nil, nil, Options{MaxBodyBytes: 64 << 10, BodyTimeout: time.Second,
 		RequestTimeout: 2 * time.Second})
 	s := &httpServer{handler: h, readHeaderTimeout: time.Second, idleTimeout: time.Second,
 		maxHeaderBytes: 8 << 10, log: h.auditUnread}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("unix", filepath.Join(dir, "proxy.sock"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -48,7 +61,7 @@ func FuzzServeConn(f *testing.F) {
 	f.Cleanup(func() { s.shutdown(canceled()) })
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", l.Addr().String())
+		c, err := net.Dial("unix", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +69,7 @@ func FuzzServeConn(f *testing.F) {
 		go func() {
 			c.Write(in)
 			// The whole request is sent: what is missing never comes.
-			c.(*net.TCPConn).CloseWrite()
+			c.(*net.UnixConn).CloseWrite()
 		}()
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		out, err := io.ReadAll(c)
