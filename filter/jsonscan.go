@@ -93,9 +93,14 @@ func skipValue(b []byte, i int) (int, error) {
 
 // objectField returns the raw value of key in the JSON object b, or nil
 // when the object has no such key. The last occurrence wins, as in
-// encoding/json; keys are compared exactly.
+// encoding/json; keys are compared exactly. A null is an object without
+// keys, as encoding/json reads it into a map or struct.
 func objectField(b []byte, key string) ([]byte, error) {
 	i := skipSpace(b, 0)
+	if rest := b[i:]; len(rest) >= 4 && string(rest[:4]) == "null" &&
+		skipSpace(rest, 4) == len(rest) {
+		return nil, nil
+	}
 	if i >= len(b) || b[i] != '{' {
 		return nil, errJSON
 	}
