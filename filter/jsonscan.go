@@ -91,16 +91,22 @@ func skipValue(b []byte, i int) (int, error) {
 	return i, nil
 }
 
+// jsonNull reports whether the JSON document b is null, which encoding/json
+// reads into a map, struct or slice as empty.
+func jsonNull(b []byte) bool {
+	i := skipSpace(b, 0)
+	return len(b)-i >= 4 && string(b[i:i+4]) == "null" && skipSpace(b, i+4) == len(b)
+}
+
 // objectField returns the raw value of key in the JSON object b, or nil
 // when the object has no such key. The last occurrence wins, as in
 // encoding/json; keys are compared exactly. A null is an object without
 // keys, as encoding/json reads it into a map or struct.
 func objectField(b []byte, key string) ([]byte, error) {
-	i := skipSpace(b, 0)
-	if rest := b[i:]; len(rest) >= 4 && string(rest[:4]) == "null" &&
-		skipSpace(rest, 4) == len(rest) {
+	if jsonNull(b) {
 		return nil, nil
 	}
+	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, errJSON
 	}
@@ -150,8 +156,11 @@ func objectField(b []byte, key string) ([]byte, error) {
 }
 
 // arrayElements calls fn with the raw bytes of each element of the JSON
-// array b.
+// array b. A null is an array without elements.
 func arrayElements(b []byte, fn func([]byte) error) error {
+	if jsonNull(b) {
+		return nil
+	}
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
 		return errJSON
