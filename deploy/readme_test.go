@@ -46,6 +46,9 @@ var readmeCommands = map[string]string{
 	"docker-compose -f docker-compose.yml -f /path/to/sockpin/deploy/compose.yaml up -d": "" +
 		"make demo, TestDemo; TestComposeConfig, TestComposeDemoKeepsNames",
 
+	"make load":  "TestSmoke (cmd/load) runs the same tool for a few seconds",
+	"make bench": "make test runs every benchmark once",
+
 	"bin/proxy policy migrate CONTAINERS=1 POST=1 EXEC=1 > my-policy.yaml": run,
 	"bin/proxy policy check my-policy.yaml":                                run,
 }
