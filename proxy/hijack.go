@@ -120,7 +120,7 @@ func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, u
 	go func() {
 		err := drain(client, upBuf)
 		if err == nil {
-			_, err = io.Copy(client, up)
+			_, err = io.Copy(netConn(client), up)
 		}
 		toClient <- err
 	}()
@@ -129,7 +129,7 @@ func (s *streamSet) run(client net.Conn, clientBuf *bufio.Reader, up net.Conn, u
 		defer close(toUp)
 		err := drain(up, clientBuf)
 		if err == nil {
-			_, err = io.Copy(up, client)
+			_, err = io.Copy(up, netConn(client))
 		}
 		cw, halfClose := up.(interface{ CloseWrite() error })
 		if halfClose && err == nil {

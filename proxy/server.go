@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 
 	"github.com/launchdb/sockpin/filter"
 )
@@ -149,7 +148,7 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 			go func() { errc <- metrics.Serve(l) }()
 		} else {
 			if s.cfg.MaxConnections > 0 {
-				l = netutil.LimitListener(l, s.cfg.MaxConnections)
+				l = newLimitListener(l, s.cfg.MaxConnections)
 			}
 			go func() { errc <- api.serve(l) }()
 		}
