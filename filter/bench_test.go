@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -107,18 +108,56 @@ func BenchmarkNarrowList(b *testing.B) {
 	}
 }
 
-// BenchmarkContainerFacts measures reading ID, name and labels from an
-// inspect answer.
-func BenchmarkContainerFacts(b *testing.B) {
-	var item json.RawMessage
-	var items []json.RawMessage
-	_ = json.Unmarshal(listAnswer(2), &items)
-	item = items[1]
-	b.SetBytes(int64(len(item)))
+// BenchmarkReadContainer measures reading ID, name and labels from a
+// container's inspect answer, as the daemon writes it.
+func BenchmarkReadContainer(b *testing.B) {
+	body := readInspect(b)
+	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := ContainerFacts(item); err != nil {
+		if _, err := ReadContainer(body); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkInspectAnswer measures what the proxy does with a container
+// inspect answer: read the target's facts, decide, narrow the answer.
+func BenchmarkInspectAnswer(b *testing.B) {
+	p := mustPolicy(b, "../policy.yaml")
+	body := readInspect(b)
+	call, _ := p.Classify(http.MethodGet, "/v1.41/containers/postgrest-proj_0123456789abcdef/json")
+	r := answerResolver{body}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := p.Decide(context.Background(), call, Body{}, r)
+		if err != nil || !d.Allowed || d.Answer == nil {
+			b.Fatalf("%v %+v", err, d)
+		}
+	}
+}
+
+func readInspect(tb testing.TB) []byte {
+	body, err := os.ReadFile("testdata/inspect.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return body
+}
+
+// answerResolver answers every container lookup with one inspect answer,
+// read as the proxy's resolver reads it.
+type answerResolver struct{ inspect []byte }
+
+func (r answerResolver) Container(context.Context, string, string, bool) (*Container, error) {
+	return ReadContainer(r.inspect)
+}
+
+func (r answerResolver) Exec(context.Context, string, string) (*Exec, error) {
+	return nil, &LookupError{Status: http.StatusNotFound, Message: "no exec"}
+}
+
+func (r answerResolver) Network(context.Context, string, string) (*Network, error) {
+	return nil, &LookupError{Status: http.StatusNotFound, Message: "no network"}
 }

@@ -3,6 +3,8 @@ package filter
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -307,4 +309,94 @@ func TestNetworkInspectNarrowed(t *testing.T) {
 			t.Errorf("network inspect hides visible container %s: %s", shown, answer)
 		}
 	}
+}
+
+// readContainerReference is what ReadContainer must find, by way of
+// encoding/json: keys compared exactly, the last occurrence winning.
+func readContainerReference(b []byte) (*Container, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, err
+	}
+	c := &Container{}
+	for key, dst := range map[string]*string{"Id": &c.ID, "Name": &c.Name} {
+		if raw, ok := top[key]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.Name = strings.TrimPrefix(c.Name, "/")
+	if raw, ok := top["Config"]; ok {
+		var cfg map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return nil, err
+		}
+		if raw, ok := cfg["Labels"]; ok {
+			if err := json.Unmarshal(raw, &c.Labels); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
+
+func checkReadContainer(t *testing.T, b []byte) {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return
+	}
+	want, wantErr := readContainerReference(b)
+	got, err := ReadContainer(b)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("ReadContainer(%q) error %v, encoding/json says %v", b, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if got.ID != want.ID || got.Name != want.Name || !maps.Equal(got.Labels, want.Labels) ||
+		(got.Labels == nil) != (want.Labels == nil) {
+		t.Fatalf("ReadContainer(%q) = %q %q %v, encoding/json says %q %q %v", b,
+			got.ID, got.Name, got.Labels, want.ID, want.Name, want.Labels)
+	}
+}
+
+func TestReadContainer(t *testing.T) {
+	inspect, err := os.ReadFile("testdata/inspect.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadContainer(inspect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "postgrest-proj_0123456789abcdef" || len(c.ID) != 64 ||
+		c.Labels["io.launchdb.project"] != "proj_0123456789abcdef" || len(c.Labels) != 2 {
+		t.Fatalf("read %q %q %v from the inspect answer", c.ID, c.Name, c.Labels)
+	}
+	for _, b := range []string{
+		string(inspect),
+		`{"Id":"a","Id":"b","Name":"/n","Config":{"Labels":{"x":"1","x":"2","y":null}}}`,
+		`{"\u0049d":"esc","Config":{"\u004cabels":{"k\u00e9":"v\"q"}}}`,
+		`{"id":"lower","name":"x","config":{"Labels":{"a":"b"}}}`,
+		`{"Config":null}`,
+		`{"Config":{"Labels":null}}`,
+		`{"Config":{"Labels":{"a":1}}}`,
+		`{"Config":"x"}`,
+		`{"Id":7}`,
+		`{"Name":null,"Id":null}`,
+		`null`,
+	} {
+		checkReadContainer(t, []byte(b))
+	}
+}
+
+func FuzzReadContainer(f *testing.F) {
+	if inspect, err := os.ReadFile("testdata/inspect.json"); err == nil {
+		f.Add(inspect)
+	}
+	f.Add([]byte(`{"Id":"a","Id":"b","Name":"/n","Config":{"Labels":{"x":"1","x":"2","y":null}}}`))
+	f.Add([]byte(`{"\u0049d":"esc","Config":{"\u004cabels":{"k\u00e9":"v\"q"}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) { checkReadContainer(t, b) })
 }

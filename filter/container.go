@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -36,14 +37,14 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	d.Query = encodeQuery(call.Query)
 	d.narrow = func(body []byte) ([]byte, error) {
 		return narrowArray(body, func(elem []byte) ([]byte, error) {
-			raw, err := objectField(elem, "Labels")
+			f, err := scanContainer(elem)
 			if err != nil {
 				return nil, err
 			}
-			labels := rawLabels(raw)
+			labels := rawLabels(f.labels)
 			for _, g := range p.groups {
 				if g.allow[OpContainerInspect] && g.containsFunc(labels.get) {
-					return p.narrowContainer(elem, false)
+					return p.narrowContainer(elem, &f, false)
 				}
 			}
 			return nil, nil
@@ -178,7 +179,7 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	d := allow(op, g.name)
 	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]
 	if op == OpContainerInspect {
-		d.Answer, err = p.narrowContainer(c.Inspect, g.redactEnv)
+		d.Answer, err = p.narrowContainer(c.Inspect, c.fields, g.redactEnv)
 		return d, err
 	}
 	d.Path = prefix(call) + "/containers/" + c.ID + containerActions[op]
@@ -269,13 +270,18 @@ func noGroupReason(p *Policy, call *Call) string {
 // what the client may not see: the values of Config.Env (when the group
 // says so), the IDs of exec instances waiting in it (ExecIDs), and its
 // endpoints on networks the policy does not name. An answer with nothing
-// to remove is passed on as it came.
-func (p *Policy) narrowContainer(body []byte, redactEnv bool) ([]byte, error) {
-	execs, err := objectField(body, "ExecIDs")
-	if err != nil {
-		return nil, fmt.Errorf("narrowing container answer: %w", err)
+// to remove is passed on as it came. f are the fields of body when they
+// have been found already.
+func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool) ([]byte, error) {
+	if f == nil {
+		scanned, err := scanContainer(body)
+		if err != nil {
+			return nil, fmt.Errorf("narrowing container answer: %w", err)
+		}
+		f = &scanned
 	}
-	hidden, err := p.hiddenNetworks(body)
+	execs := f.execIDs
+	hidden, err := p.hiddenNetworks(f.networkSettings)
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
@@ -321,28 +327,25 @@ func (p *Policy) narrowContainer(body []byte, redactEnv bool) ([]byte, error) {
 	return out, nil
 }
 
-// hiddenNetworks lists the networks a container answer shows that the
-// policy does not name.
-func (p *Policy) hiddenNetworks(body []byte) ([]string, error) {
-	ns, err := objectField(body, "NetworkSettings")
-	if err != nil || len(ns) == 0 || ns[0] != '{' {
-		return nil, err
+// hiddenNetworks lists the networks of a container answer's
+// NetworkSettings that the policy does not name.
+func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
+	if len(ns) == 0 || ns[0] != '{' {
+		return nil, nil
 	}
 	nets, err := objectField(ns, "Networks")
 	if err != nil || len(nets) == 0 || nets[0] != '{' {
 		return nil, err
 	}
-	var names map[string]json.RawMessage
-	if err := json.Unmarshal(nets, &names); err != nil {
-		return nil, err
-	}
 	var hidden []string
-	for n := range names {
-		if p.networks[n] == nil {
-			hidden = append(hidden, n)
+	err = objectMembers(nets, func(k jsonKey, _ []byte) {
+		if k.escaped || p.networks[string(k.raw)] == nil {
+			if name := k.String(); p.networks[name] == nil && !slices.Contains(hidden, name) {
+				hidden = append(hidden, name)
+			}
 		}
-	}
-	return hidden, nil
+	})
+	return hidden, err
 }
 
 // rewriteObject lets edit change the object under key of top, if any.

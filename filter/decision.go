@@ -113,6 +113,8 @@ type Container struct {
 	// Inspect is the daemon's inspect answer, when the resolver fetched a
 	// fresh one.
 	Inspect []byte
+	// fields are the parts of Inspect found by ReadContainer.
+	fields *containerFields
 }
 
 // Exec is what the daemon reported about an exec instance.

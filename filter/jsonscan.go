@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // The daemon's answers can be large (an inspect is several kilobytes, a
@@ -98,61 +99,94 @@ func jsonNull(b []byte) bool {
 	return len(b)-i >= 4 && string(b[i:i+4]) == "null" && skipSpace(b, i+4) == len(b)
 }
 
-// objectField returns the raw value of key in the JSON object b, or nil
-// when the object has no such key. The last occurrence wins, as in
-// encoding/json; keys are compared exactly. A null is an object without
-// keys, as encoding/json reads it into a map or struct.
-func objectField(b []byte, key string) ([]byte, error) {
+// jsonKey is a key of a JSON object as it appears in the document: its
+// bytes between the quotes, and whether they hold an escape.
+type jsonKey struct {
+	raw     []byte
+	escaped bool
+}
+
+// is reports whether the key is s, compared exactly after unescaping.
+func (k jsonKey) is(s string) bool {
+	if !k.escaped {
+		return string(k.raw) == s
+	}
+	return k.String() == s
+}
+
+// String is the key unescaped ("" when the escape is invalid, which
+// objectMembers has already refused).
+func (k jsonKey) String() string {
+	if !k.escaped {
+		return string(k.raw)
+	}
+	var s string
+	_ = json.Unmarshal(append(append([]byte{'"'}, k.raw...), '"'), &s)
+	return s
+}
+
+// objectMembers calls fn with each key of the JSON object b and the raw
+// bytes of its value, in document order, in one pass. A null is an object
+// without keys, as encoding/json reads it into a map or struct.
+func objectMembers(b []byte, fn func(k jsonKey, v []byte)) error {
 	if jsonNull(b) {
-		return nil, nil
+		return nil
 	}
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, errJSON
+		return errJSON
 	}
-	var found []byte
-	for i++; ; {
-		i = skipSpace(b, i)
-		if i < len(b) && b[i] == '}' {
-			return found, nil
-		}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for {
 		if i >= len(b) || b[i] != '"' {
-			return nil, errJSON
+			return errJSON
 		}
 		end, escaped, err := skipString(b, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		match := string(b[i+1:end-1]) == key
-		if escaped {
-			var k string
-			if err := json.Unmarshal(b[i:end], &k); err != nil {
-				return nil, err
-			}
-			match = k == key
+		if escaped && !json.Valid(b[i:end]) {
+			return errJSON
 		}
+		k := jsonKey{raw: b[i+1 : end-1], escaped: escaped}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, errJSON
+			return errJSON
 		}
 		vstart := skipSpace(b, i+1)
 		vend, err := skipValue(b, vstart)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if match {
-			found = b[vstart:vend]
-		}
+		fn(k, b[vstart:vend])
 		i = skipSpace(b, vend)
-		if i < len(b) && b[i] == ',' {
-			i++
-			continue
-		}
 		if i < len(b) && b[i] == '}' {
-			return found, nil
+			return nil
 		}
-		return nil, errJSON
+		if i >= len(b) || b[i] != ',' {
+			return errJSON
+		}
+		i = skipSpace(b, i+1)
 	}
+}
+
+// objectField returns the raw value of key in the JSON object b, or nil
+// when the object has no such key. The last occurrence wins, as in
+// encoding/json; keys are compared exactly.
+func objectField(b []byte, key string) ([]byte, error) {
+	var found []byte
+	err := objectMembers(b, func(k jsonKey, v []byte) {
+		if k.is(key) {
+			found = v
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // arrayElements calls fn with the raw bytes of each element of the JSON
@@ -198,21 +232,103 @@ func decodeField(b []byte, key string, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-// ContainerFacts reads what a decision needs from a container inspect
-// answer: ID, name and labels.
-func ContainerFacts(inspect []byte) (id, name string, labels map[string]string, err error) {
-	if err = decodeField(inspect, "Id", &id); err != nil {
-		return
+// containerFields are the raw fields of a container answer (an inspect
+// answer or an element of a list) that decisions and narrowing read. An
+// absent field is nil.
+type containerFields struct {
+	id, name, config, labels, execIDs, networkSettings []byte
+}
+
+// scanContainer finds the fields of a container answer in one pass over
+// its top level; the last occurrence of a key wins.
+func scanContainer(b []byte) (containerFields, error) {
+	var f containerFields
+	err := objectMembers(b, func(k jsonKey, v []byte) {
+		switch {
+		case k.is("Id"):
+			f.id = v
+		case k.is("Name"):
+			f.name = v
+		case k.is("Config"):
+			f.config = v
+		case k.is("Labels"):
+			f.labels = v
+		case k.is("ExecIDs"):
+			f.execIDs = v
+		case k.is("NetworkSettings"):
+			f.networkSettings = v
+		}
+	})
+	return f, err
+}
+
+// ReadContainer reads what a decision needs from a container inspect
+// answer: ID, name and labels. The answer is kept for narrowing, with
+// what was found of it.
+func ReadContainer(inspect []byte) (*Container, error) {
+	f, err := scanContainer(inspect)
+	if err != nil {
+		return nil, err
 	}
-	if err = decodeField(inspect, "Name", &name); err != nil {
-		return
+	c := &Container{Inspect: inspect, fields: &f}
+	if c.ID, _, err = stringValue(f.id); err != nil {
+		return nil, err
 	}
-	cfg, err := objectField(inspect, "Config")
-	if err != nil || cfg == nil || string(cfg) == "null" {
-		return
+	if c.Name, _, err = stringValue(f.name); err != nil {
+		return nil, err
 	}
-	err = decodeField(cfg, "Labels", &labels)
-	return
+	c.Name = strings.TrimPrefix(c.Name, "/")
+	if f.config != nil {
+		labels, err := objectField(f.config, "Labels")
+		if err != nil {
+			return nil, err
+		}
+		if c.Labels, err = stringMap(labels); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// stringValue decodes a raw JSON string, and reports whether there was
+// a value: nil (an absent field) is "" and false; null is "" and true, as
+// encoding/json sets a map entry it reads as null.
+func stringValue(raw []byte) (string, bool, error) {
+	if raw == nil {
+		return "", false, nil
+	}
+	if jsonNull(raw) {
+		return "", true, nil
+	}
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true, nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil, err
+}
+
+// stringMap decodes a JSON object of strings (labels), as encoding/json
+// would into a map[string]string: nil for an absent field or null, an
+// error for a value that is not a string.
+func stringMap(raw []byte) (map[string]string, error) {
+	if raw == nil || jsonNull(raw) {
+		return nil, nil
+	}
+	m := map[string]string{}
+	var bad error
+	err := objectMembers(raw, func(k jsonKey, v []byte) {
+		s, _, err := stringValue(v)
+		if err != nil {
+			bad = err
+			return
+		}
+		m[k.String()] = s
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, bad
 }
 
 // StringField reads a string field of a JSON object ("" when absent).
@@ -227,12 +343,7 @@ func stringField(b []byte, key string) (string, bool, error) {
 	if err != nil || raw == nil {
 		return "", false, err
 	}
-	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true, nil
-	}
-	var s string
-	err = json.Unmarshal(raw, &s)
-	return s, err == nil, err
+	return stringValue(raw)
 }
 
 // rawLabels is a Labels object of an answer, read one key at a time.

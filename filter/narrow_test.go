@@ -147,7 +147,7 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 	p := mustPolicy(t, "../policy.yaml")
 	body := `{"Id":"x","ExecIDs":["e1"],"Config":{"Env":["A=secret"]},` +
 		`"NetworkSettings":{"Networks":{"launchdb-internal":{"IPAddress":"1"},"platform-private":{"IPAddress":"2"}}}}`
-	out, err := p.narrowContainer([]byte(body), true)
+	out, err := p.narrowContainer([]byte(body), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		t.Errorf("got %s, want no exec IDs, redacted env and only launchdb-internal", out)
 	}
 	plain := `{"Id":"x","ExecIDs":null,"NetworkSettings":{"Networks":{"launchdb-internal":{}}}}`
-	if out, _ := p.narrowContainer([]byte(plain), false); string(out) != plain {
+	if out, _ := p.narrowContainer([]byte(plain), nil, false); string(out) != plain {
 		t.Errorf("an answer with nothing to hide was rewritten: %s", out)
 	}
 }

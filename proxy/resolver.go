@@ -81,14 +81,12 @@ func (r *resolver) Container(ctx context.Context, version, ref string, inspect b
 	if err != nil {
 		return nil, err
 	}
-	id, name, labels, err := filter.ContainerFacts(body)
-	if err != nil || !isFullID(id) {
+	c, err := filter.ReadContainer(body)
+	if err != nil || !isFullID(c.ID) {
 		return nil, &upstreamError{fmt.Errorf("unreadable inspect answer for %q", ref)}
 	}
-	out := &filter.Container{ID: id, Name: strings.TrimPrefix(name, "/"), Labels: labels}
-	r.cache.put(out)
-	out.Inspect = body
-	return out, nil
+	r.cache.put(c)
+	return c, nil
 }
 
 func (r *resolver) Exec(ctx context.Context, version, id string) (*filter.Exec, error) {
