@@ -379,6 +379,7 @@ func TestReadContainer(t *testing.T) {
 		string(inspect),
 		`{"Id":"a","Id":"b","Name":"/n","Config":{"Labels":{"x":"1","x":"2","y":null}}}`,
 		`{"\u0049d":"esc","Config":{"\u004cabels":{"k\u00e9":"v\"q"}}}`,
+		"{\"Name\":\"/\xff\",\"Config\":{\"Labels\":{\"\xf8\":null,\"k\":\"v\xc3\"}}}",
 		`{"id":"lower","name":"x","config":{"Labels":{"a":"b"}}}`,
 		`{"Config":null}`,
 		`{"Config":{"Labels":null}}`,

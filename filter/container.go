@@ -339,7 +339,7 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 	}
 	var hidden []string
 	err = objectMembers(nets, func(k jsonKey, _ []byte) {
-		if k.escaped || p.networks[string(k.raw)] == nil {
+		if k.encoded || p.networks[string(k.raw)] == nil {
 			if name := k.String(); p.networks[name] == nil && !slices.Contains(hidden, name) {
 				hidden = append(hidden, name)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // The daemon's answers can be large (an inspect is several kilobytes, a
@@ -22,7 +23,8 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index just past the string starting at b[i]
-// (which is '"'), and whether it holds an escape.
+// (which is '"'), and whether its bytes need decoding: an escape, or bytes
+// that are not UTF-8 (encoding/json reads each as U+FFFD).
 func skipString(b []byte, i int) (int, bool, error) {
 	for j := i + 1; ; {
 		k := bytes.IndexByte(b[j:], '"')
@@ -36,7 +38,8 @@ func skipString(b []byte, i int) (int, bool, error) {
 			n++
 		}
 		if n%2 == 0 {
-			return q + 1, bytes.IndexByte(b[i+1:q], '\\') >= 0, nil
+			s := b[i+1 : q]
+			return q + 1, bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s), nil
 		}
 		j = q + 1
 	}
@@ -100,24 +103,24 @@ func jsonNull(b []byte) bool {
 }
 
 // jsonKey is a key of a JSON object as it appears in the document: its
-// bytes between the quotes, and whether they hold an escape.
+// bytes between the quotes, and whether they need decoding (see skipString).
 type jsonKey struct {
 	raw     []byte
-	escaped bool
+	encoded bool
 }
 
 // is reports whether the key is s, compared exactly after unescaping.
 func (k jsonKey) is(s string) bool {
-	if !k.escaped {
+	if !k.encoded {
 		return string(k.raw) == s
 	}
 	return k.String() == s
 }
 
-// String is the key unescaped ("" when the escape is invalid, which
+// String is the key decoded ("" when an escape is invalid, which
 // objectMembers has already refused).
 func (k jsonKey) String() string {
-	if !k.escaped {
+	if !k.encoded {
 		return string(k.raw)
 	}
 	var s string
@@ -144,14 +147,14 @@ func objectMembers(b []byte, fn func(k jsonKey, v []byte)) error {
 		if i >= len(b) || b[i] != '"' {
 			return errJSON
 		}
-		end, escaped, err := skipString(b, i)
+		end, encoded, err := skipString(b, i)
 		if err != nil {
 			return err
 		}
-		if escaped && !json.Valid(b[i:end]) {
+		if encoded && !json.Valid(b[i:end]) {
 			return errJSON
 		}
-		k := jsonKey{raw: b[i+1 : end-1], escaped: escaped}
+		k := jsonKey{raw: b[i+1 : end-1], encoded: encoded}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return errJSON
@@ -300,7 +303,8 @@ func stringValue(raw []byte) (string, bool, error) {
 	if jsonNull(raw) {
 		return "", true, nil
 	}
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' &&
+		bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return string(raw[1 : len(raw)-1]), true, nil
 	}
 	var s string
