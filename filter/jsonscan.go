@@ -23,13 +23,12 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index just past the string starting at b[i]
-// (which is '"'), and whether its bytes need decoding: an escape, or bytes
-// that are not UTF-8 (encoding/json reads each as U+FFFD).
-func skipString(b []byte, i int) (int, bool, error) {
+// (which is '"').
+func skipString(b []byte, i int) (int, error) {
 	for j := i + 1; ; {
 		k := bytes.IndexByte(b[j:], '"')
 		if k < 0 {
-			return 0, false, errJSON
+			return 0, errJSON
 		}
 		q := j + k
 		// A quote after an odd run of backslashes is part of the string.
@@ -38,11 +37,17 @@ func skipString(b []byte, i int) (int, bool, error) {
 			n++
 		}
 		if n%2 == 0 {
-			s := b[i+1 : q]
-			return q + 1, bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s), nil
+			return q + 1, nil
 		}
 		j = q + 1
 	}
+}
+
+// encoded reports whether the bytes of a JSON string (between its quotes)
+// differ from its value: an escape, or bytes that are not UTF-8, which
+// encoding/json reads as U+FFFD.
+func encoded(s []byte) bool {
+	return bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s)
 }
 
 // skipValue returns the index just past the value starting at b[i].
@@ -53,14 +58,14 @@ func skipValue(b []byte, i int) (int, error) {
 	}
 	switch b[i] {
 	case '"':
-		end, _, err := skipString(b, i)
+		end, err := skipString(b, i)
 		return end, err
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				end, _, err := skipString(b, i)
+				end, err := skipString(b, i)
 				if err != nil {
 					return 0, err
 				}
@@ -103,7 +108,7 @@ func jsonNull(b []byte) bool {
 }
 
 // jsonKey is a key of a JSON object as it appears in the document: its
-// bytes between the quotes, and whether they need decoding (see skipString).
+// bytes between the quotes, and whether they differ from its value.
 type jsonKey struct {
 	raw     []byte
 	encoded bool
@@ -147,14 +152,14 @@ func objectMembers(b []byte, fn func(k jsonKey, v []byte)) error {
 		if i >= len(b) || b[i] != '"' {
 			return errJSON
 		}
-		end, encoded, err := skipString(b, i)
+		end, err := skipString(b, i)
 		if err != nil {
 			return err
 		}
-		if encoded && !json.Valid(b[i:end]) {
+		k := jsonKey{raw: b[i+1 : end-1]}
+		if k.encoded = encoded(k.raw); k.encoded && !json.Valid(b[i:end]) {
 			return errJSON
 		}
-		k := jsonKey{raw: b[i+1 : end-1], encoded: encoded}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return errJSON
@@ -303,8 +308,7 @@ func stringValue(raw []byte) (string, bool, error) {
 	if jsonNull(raw) {
 		return "", true, nil
 	}
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' &&
-		bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !encoded(raw[1:len(raw)-1]) {
 		return string(raw[1 : len(raw)-1]), true, nil
 	}
 	var s string
