@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -32,11 +34,30 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	if reason := checkListFilters(call.Query["filters"]); reason != "" {
 		return refuse(call.Op, RuleDefaultDeny, "%s", reason), nil
 	}
+	// The daemon would apply limit before the proxy drops what the client
+	// may not see, so a hidden container that matched the filters would
+	// take a place and show by the answer's length that it exists. The
+	// proxy asks for every match instead (a limit includes stopped
+	// containers, as all=1 does) and keeps the first limit visible ones:
+	// the daemon's answer is newest first.
+	limit, _ := strconv.Atoi(call.Query["limit"])
+	query := call.Query
+	if _, ok := query["limit"]; ok {
+		query = maps.Clone(query)
+		delete(query, "limit")
+		if limit > 0 {
+			query["all"] = "1"
+		}
+	}
 	d := allow(call.Op, "visible-containers")
 	d.Path = prefix(call) + "/containers/json"
-	d.Query = encodeQuery(call.Query)
+	d.Query = encodeQuery(query)
 	d.narrow = func(body []byte) ([]byte, error) {
+		kept := 0
 		return narrowArray(body, func(elem []byte) ([]byte, error) {
+			if limit > 0 && kept == limit {
+				return nil, nil
+			}
 			f, err := scanContainer(elem)
 			if err != nil {
 				return nil, err
@@ -44,6 +65,7 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 			labels := rawLabels(f.labels)
 			for _, g := range p.groups {
 				if g.allow[OpContainerInspect] && g.containsFunc(labels.get) {
+					kept++
 					return p.narrowContainer(elem, &f, false)
 				}
 			}

@@ -56,6 +56,12 @@ func TestDockerCLI(t *testing.T) {
 	if out, _ := run("ps", "-a", "--format", "{{.Names}}"); strings.Contains(out, "platform-postgres") {
 		t.Errorf("docker ps shows the unmanaged container: %q", out)
 	}
+	// The newest container is the unmanaged one. A limit counts only the
+	// containers the client may see, so it neither takes the place nor
+	// shows by a short answer that it exists.
+	if out, err := run("ps", "-n", "1", "--format", "{{.Names}}"); err != nil || strings.TrimSpace(out) != managed {
+		t.Errorf("docker ps -n 1: got %v %q, want the newest managed container, %s", err, out, managed)
+	}
 	relay.Reset()
 	for _, refused := range [][]string{
 		{"run", "--rm", "--privileged", dockertest.PostgRESTImage},

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,8 +65,16 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		case path == "/_ping":
 			io.WriteString(w, "OK")
 		case path == "/containers/json":
-			fmt.Fprintf(w, `[{"Id":%q,"Labels":{"io.launchdb.role":"postgrest","io.launchdb.project":"proj_0123456789abcdef"}},`+
-				`{"Id":%q,"Labels":{}},{"Id":%q,"Labels":{"io.launchdb.role":"pgbouncer"}}]`, managedID, otherID, helperID)
+			list := []string{
+				fmt.Sprintf(`{"Id":%q,"Labels":{"io.launchdb.role":"postgrest","io.launchdb.project":"proj_0123456789abcdef"}}`, managedID),
+				fmt.Sprintf(`{"Id":%q,"Labels":{}}`, otherID),
+				fmt.Sprintf(`{"Id":%q,"Labels":{"io.launchdb.role":"pgbouncer"}}`, helperID),
+			}
+			// Like the daemon, the newest first and at most limit.
+			if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n > 0 && n < len(list) {
+				list = list[:n]
+			}
+			fmt.Fprintf(w, "[%s]", strings.Join(list, ","))
 		case len(parts) == 3 && parts[0] == "containers" && parts[2] == "json":
 			name := parts[1]
 			if n, ok := byID[name]; ok {
@@ -184,6 +193,34 @@ func TestListNarrowed(t *testing.T) {
 	}
 	if strings.Join(ids, ",") != "a,b" {
 		t.Errorf("got containers %v, want the managed one and the helper only", ids)
+	}
+}
+
+func TestListLimitCountsVisibleOnly(t *testing.T) {
+	f := newFakeDaemon(t)
+	h := newTestHandler(t, f, nil)
+	for _, c := range []struct{ query, upstream, want string }{
+		{"limit=2", "/containers/json?all=1", "a,b"},
+		{"limit=1&all=0", "/containers/json?all=1", "a"},
+		{"limit=0", "/containers/json", "a,b"},
+		{"limit=-1&all=1", "/containers/json?all=1", "a,b"},
+	} {
+		w := serve(h, "GET", "/containers/json?"+c.query, "")
+		var list []struct {
+			ID string `json:"Id"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil {
+			t.Fatalf("%s: %v in %q", c.query, err, w.Body)
+		}
+		var ids []string
+		for _, e := range list {
+			ids = append(ids, e.ID[:1])
+		}
+		got := f.requests()
+		if strings.Join(ids, ",") != c.want || got[len(got)-1] != "GET "+c.upstream {
+			t.Errorf("%s: got containers %v after the daemon saw %q, want %s after %q",
+				c.query, ids, got[len(got)-1], c.want, c.upstream)
+		}
 	}
 }
 
