@@ -80,7 +80,7 @@ const (
 	RuleDefaultDeny = "default-deny"
 	RuleSize        = "size-limit"
 	// RuleLookup marks an answer the daemon gave while a target was looked
-	// up (no such container, API version too new); it is passed on as is.
+	// up (no such container, API version too new); see resolved.
 	RuleLookup = "lookup"
 )
 
@@ -170,20 +170,30 @@ func notFound(format string, args ...any) *LookupError {
 }
 
 // resolved turns a lookup error into a decision that passes the daemon's
-// answer on, or returns the error when the daemon could not be asked. A
-// target that does not exist, and an ID prefix that fits several, are
-// answered with the same words as a target the client may not see, so that
-// no answer tells what exists.
+// answer on, or returns the error when the daemon could not be asked. Of
+// the daemon's refusals of a lookup, only one says nothing about what
+// exists and passes on: an API version it does not speak. Every other one
+// (no such target, an ID prefix that fits several, in the words of any
+// daemon version) is answered with the same words as a target the client
+// may not see, so that no answer tells what exists.
 func resolved(op Op, err error, notFound string) (*Decision, error) {
 	var le *LookupError
 	if errors.As(err, &le) {
 		d := &Decision{Op: op, Status: le.Status, Rule: RuleLookup, Reason: le.Message}
-		if le.Status == http.StatusNotFound || strings.Contains(le.Message, "Multiple IDs found") {
+		if le.Status >= 400 && le.Status < 500 && !versionRefused(le) {
 			d.Status, d.Public = http.StatusNotFound, notFound
 		}
 		return d, nil
 	}
 	return nil, &ResolveError{Op: op, Err: err}
+}
+
+// versionRefused reports whether the daemon refused a lookup for its API
+// version ("client version 1.51 is too new. Maximum supported API version
+// is 1.41"). The message starts with the daemon's words, never with the
+// client's reference.
+func versionRefused(le *LookupError) bool {
+	return le.Status == http.StatusBadRequest && strings.HasPrefix(le.Message, "client version ")
 }
 
 // hidden is the refusal of a target the client may not see: the audit

@@ -57,6 +57,54 @@ func TestHiddenTargetsLookAbsent(t *testing.T) {
 	}
 }
 
+// refusingResolver answers every lookup with the daemon's error.
+type refusingResolver struct{ err *LookupError }
+
+func (r refusingResolver) Container(context.Context, string, string, bool) (*Container, error) {
+	return nil, r.err
+}
+func (r refusingResolver) Exec(context.Context, string, string) (*Exec, error) { return nil, r.err }
+func (r refusingResolver) Network(context.Context, string, string) (*Network, error) {
+	return nil, r.err
+}
+
+func TestLookupRefusalsLookAbsent(t *testing.T) {
+	lookups := []struct{ method, target, body, public string }{
+		{"GET", "/containers/8/json", "", noSuchContainer("8")},
+		{"POST", "/containers/8/kill?signal=SIGHUP", "", noSuchContainer("8")},
+		{"GET", "/exec/" + strings.Repeat("8", 64) + "/json", "",
+			"sockpin: no exec instance " + strings.Repeat("8", 64) + " that this client may see"},
+		{"GET", "/networks/d", "", noSuchNetwork("d")},
+		{"POST", "/networks/d/disconnect", `{"Container":"postgrest-proj_0123456789abcdef"}`, noSuchNetwork("d")},
+	}
+	// Each daemon version's words for an ID prefix that fits several
+	// targets, and for no target at all.
+	for _, le := range []*LookupError{
+		{Status: http.StatusBadRequest, Message: "2 matches found based on ID prefix: network d is ambiguous"},
+		{Status: http.StatusBadRequest, Message: "multiple IDs found with provided prefix: 8"},
+		{Status: http.StatusNotFound, Message: "Error: No such container: 8"},
+		{Status: http.StatusConflict, Message: "Multiple IDs found with provided prefix: 8"},
+	} {
+		for _, l := range lookups {
+			d := decideWith(t, refusingResolver{le}, l.method, l.target, l.body)
+			if d.Allowed || d.Status != http.StatusNotFound || d.Message() != l.public || d.Reason != le.Message {
+				t.Errorf("%s %s, daemon says %d %q: got %d %q (reason %q), want 404 %q",
+					l.method, l.target, le.Status, le.Message, d.Status, d.Message(), d.Reason, l.public)
+			}
+		}
+	}
+	// An API version the daemon does not speak says nothing about what
+	// exists: the daemon's answer passes on.
+	le := &LookupError{Status: http.StatusBadRequest,
+		Message: "client version 1.51 is too new. Maximum supported API version is 1.41"}
+	for _, l := range lookups {
+		d := decideWith(t, refusingResolver{le}, l.method, l.target, l.body)
+		if d.Allowed || d.Status != http.StatusBadRequest || d.Message() != le.Message {
+			t.Errorf("%s %s: got %d %q, want the daemon's 400 %q", l.method, l.target, d.Status, d.Message(), le.Message)
+		}
+	}
+}
+
 func TestListFiltersThatNameObjectsAreRefused(t *testing.T) {
 	fx := DefaultFixtures()
 	for _, f := range []string{`{"before":["platform-postgres"]}`, `{"since":["x"]}`, `{"network":["x"]}`} {
