@@ -116,6 +116,16 @@ func (p *Policy) explainGroup(d *doc, g *group) {
 	for _, e := range g.exec {
 		d.sub(e.explain(g.name))
 	}
+	switch {
+	case len(g.exec) > 0 && g.execStartPinned:
+		d.sub("Exec instances in these containers may be started and inspected only when their " +
+			"command and user fit an exec rule.")
+	case len(g.exec) > 0:
+		d.sub("Exec instances in these containers may be started and inspected when they are not " +
+			"privileged and have no terminal or standard input the rules do not allow, whatever their " +
+			"command, so also one created on the daemon directly, not through the proxy " +
+			"(exec_start_pinned is off).")
+	}
 }
 
 func (e *execRule) explain(group string) string {
@@ -133,8 +143,8 @@ func (e *execRule) explain(group string) string {
 		extra = "with standard input allowed"
 	}
 	return fmt.Sprintf("Exec rule %s: in %s containers, exactly this command may run, as user %q, %s, "+
-		"not privileged, with no environment or working directory: %s. Execs in these containers may be "+
-		"started and inspected.", e.name, group, e.user, extra, strings.Join(args, " "))
+		"not privileged, with no environment or working directory: %s.", e.name, group, e.user, extra,
+		strings.Join(args, " "))
 }
 
 // argPhrase renders one argv element: short literals as they are, long

@@ -189,6 +189,12 @@ groups:
 			t.Errorf("%s: got allowed=%v (%v), want %v", tt.inspect, d.Allowed, err, tt.allow)
 		}
 	}
+	var explained strings.Builder
+	p.Explain(&explained, "pinned.yaml", false)
+	if want := "started and inspected only when their command and user fit an exec rule"; !strings.Contains(
+		strings.Join(strings.Fields(explained.String()), " "), want) {
+		t.Errorf("the explanation lacks %q:\n%s", want, explained.String())
+	}
 }
 
 func TestContainerAnswersNarrowed(t *testing.T) {

@@ -40,6 +40,7 @@ func TestPolicyExplain(t *testing.T) {
 		"containers may be created only from docker.io/launchdb/postgrest:v1",
 		"killed with SIGHUP only",
 		"Inspect answers hide the values of their environment",
+		"so also one created on the daemon directly, not through the proxy (exec_start_pinned is off)",
 		"container.archive",
 		"volume.list",
 	} {
