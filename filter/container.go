@@ -290,8 +290,9 @@ func noGroupReason(p *Policy, call *Call) string {
 
 // narrowContainer removes from a container's inspect answer or list entry
 // what the client may not see: the values of Config.Env (when the group
-// says so), the IDs of exec instances waiting in it (ExecIDs), and its
-// endpoints on networks the policy does not name. An answer with nothing
+// says so), the IDs of exec instances waiting in it (ExecIDs), its
+// endpoints on networks the policy does not name, and a HostConfig.NetworkMode
+// that names such a network or another container. An answer with nothing
 // to remove is passed on as it came. f are the fields of body when they
 // have been found already.
 func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool) ([]byte, error) {
@@ -307,7 +308,11 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
-	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 {
+	modeHidden, err := p.networkModeHidden(f.hostConfig)
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
+	}
+	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !modeHidden {
 		return body, nil
 	}
 	var top map[string]json.RawMessage
@@ -342,6 +347,14 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 			return nil, err
 		}
 	}
+	if modeHidden {
+		err := rewriteObject(top, "HostConfig", func(hc map[string]json.RawMessage) {
+			hc["NetworkMode"] = marshalPlain(RedactedValue)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	out := marshalPlain(top)
 	if bytes.HasSuffix(body, []byte("\n")) {
 		out = append(out, '\n')
@@ -368,6 +381,35 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 		}
 	})
 	return hidden, err
+}
+
+// networkModeHidden reports whether the NetworkMode of a container
+// answer's HostConfig names what the client may not see: a network the
+// policy does not name, or another container ("container:<id>"). The
+// modes that name no object (default, host, none) are left as they are.
+func (p *Policy) networkModeHidden(hc []byte) (bool, error) {
+	if len(hc) == 0 || hc[0] != '{' {
+		return false, nil
+	}
+	raw, err := objectField(hc, "NetworkMode")
+	if err != nil {
+		return false, err
+	}
+	var mode []byte
+	if len(raw) >= 2 && raw[0] == '"' && !encoded(raw[1:len(raw)-1]) {
+		mode = raw[1 : len(raw)-1] // the common case, read without a copy
+	} else {
+		s, _, err := stringValue(raw)
+		if err != nil {
+			return false, err
+		}
+		mode = []byte(s)
+	}
+	switch string(mode) {
+	case "", "default", "host", "none":
+		return false, nil
+	}
+	return p.networks[string(mode)] == nil, nil
 }
 
 // rewriteObject lets edit change the object under key of top, if any.

@@ -244,7 +244,7 @@ func decodeField(b []byte, key string, v any) error {
 // answer or an element of a list) that decisions and narrowing read. An
 // absent field is nil.
 type containerFields struct {
-	id, name, config, labels, execIDs, networkSettings []byte
+	id, name, config, labels, execIDs, networkSettings, hostConfig []byte
 }
 
 // scanContainer finds the fields of a container answer in one pass over
@@ -265,6 +265,8 @@ func scanContainer(b []byte) (containerFields, error) {
 			f.execIDs = v
 		case k.is("NetworkSettings"):
 			f.networkSettings = v
+		case k.is("HostConfig"):
+			f.hostConfig = v
 		}
 	})
 	return f, err

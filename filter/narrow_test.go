@@ -217,8 +217,25 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		len(got.NetworkSettings.Networks) != 1 || got.NetworkSettings.Networks["launchdb-internal"] == nil {
 		t.Errorf("got %s, want no exec IDs, redacted env and only launchdb-internal", out)
 	}
-	plain := `{"Id":"x","ExecIDs":null,"NetworkSettings":{"Networks":{"launchdb-internal":{}}}}`
-	if out, _ := p.narrowContainer([]byte(plain), nil, false); string(out) != plain {
-		t.Errorf("an answer with nothing to hide was rewritten: %s", out)
+	for _, plain := range []string{
+		`{"Id":"x","ExecIDs":null,"NetworkSettings":{"Networks":{"launchdb-internal":{}}}}`,
+		`{"Id":"x","HostConfig":{"NetworkMode":"launchdb-internal"}}`,
+		`{"Id":"x","HostConfig":{"NetworkMode":"host"}}`,
+		`{"Id":"x","HostConfig":{"NetworkMode":"default"}}`,
+	} {
+		if out, _ := p.narrowContainer([]byte(plain), nil, false); string(out) != plain {
+			t.Errorf("an answer with nothing to hide was rewritten: %s", out)
+		}
+	}
+	// A network mode naming a network or container the client may not see
+	// is redacted, in inspect answers and list entries alike.
+	for _, mode := range []string{"platform-private", "bridge", "container:5e97aa"} {
+		body := `{"Id":"x","HostConfig":{"NetworkMode":"` + mode + `","Privileged":false}}`
+		out, err := p.narrowContainer([]byte(body), nil, false)
+		var got struct{ HostConfig struct{ NetworkMode string } }
+		if err != nil || json.Unmarshal(out, &got) != nil || got.HostConfig.NetworkMode != RedactedValue ||
+			strings.Contains(string(out), mode) {
+			t.Errorf("network mode %s: got %s (%v), want it redacted", mode, out, err)
+		}
 	}
 }
