@@ -158,6 +158,10 @@ func (r answerResolver) Exec(context.Context, string, string) (*Exec, error) {
 	return nil, &LookupError{Status: http.StatusNotFound, Message: "no exec"}
 }
 
+func (r answerResolver) ContainersByIDPrefix(context.Context, string, string) ([]*Container, error) {
+	return nil, nil
+}
+
 func (r answerResolver) Network(context.Context, string, string) (*Network, error) {
 	return nil, &LookupError{Status: http.StatusNotFound, Message: "no network"}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -184,7 +185,7 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	if len(candidates) == 0 {
 		return refuse(op, RuleDefaultDeny, "%s", noGroupReason(p, call)), nil
 	}
-	c, err := r.Container(ctx, answerVersion(call, op == OpContainerInspect), ref,
+	c, err := p.lookupContainer(ctx, r, answerVersion(call, op == OpContainerInspect), ref,
 		op == OpContainerInspect)
 	if err != nil {
 		return resolved(op, err, noSuchContainer(ref))
@@ -207,6 +208,50 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 	d.Path = prefix(call) + "/containers/" + c.ID + containerActions[op]
 	d.Query = encodeQuery(call.Query)
 	return d, nil
+}
+
+// lookupContainer resolves a container reference as the daemon does, in
+// the world the client sees: an ID prefix that the daemon finds ambiguous
+// only because hidden containers share it resolves to the one visible
+// container that has it, so that no answer differs from one the daemon
+// would give if the hidden containers did not exist.
+func (p *Policy) lookupContainer(ctx context.Context, r Resolver, version, ref string, inspect bool) (*Container, error) {
+	c, err := r.Container(ctx, version, ref, inspect)
+	var le *LookupError
+	if err == nil || !errors.As(err, &le) || !ambiguousPrefix(le) || !hexPrefix(ref) {
+		return c, err
+	}
+	matches, lerr := r.ContainersByIDPrefix(ctx, version, ref)
+	if lerr != nil {
+		return nil, lerr
+	}
+	var only *Container
+	for _, m := range matches {
+		if strings.HasPrefix(m.ID, ref) && p.visible(m.Labels) {
+			if only != nil {
+				return nil, err // ambiguous among visible containers too
+			}
+			only = m
+		}
+	}
+	if only == nil {
+		return nil, err
+	}
+	return r.Container(ctx, version, only.ID, inspect)
+}
+
+// hexPrefix reports whether ref can be a container ID prefix: 1 to 63
+// lowercase hex digits.
+func hexPrefix(ref string) bool {
+	if len(ref) == 0 || len(ref) >= 64 {
+		return false
+	}
+	for i := 0; i < len(ref); i++ {
+		if c := ref[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // queryAcceptor checks the query of a container operation. It returns a

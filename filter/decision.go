@@ -152,6 +152,9 @@ type Resolver interface {
 	Exec(ctx context.Context, version, id string) (*Exec, error)
 	// Network resolves a network name, ID or ID prefix.
 	Network(ctx context.Context, version, ref string) (*Network, error)
+	// ContainersByIDPrefix lists every container whose ID starts with
+	// prefix (a lowercase hex string), with its ID and labels.
+	ContainersByIDPrefix(ctx context.Context, version, prefix string) ([]*Container, error)
 }
 
 // LookupError is the daemon's error answer to a target lookup: no such
@@ -173,19 +176,28 @@ func notFound(format string, args ...any) *LookupError {
 // answer on, or returns the error when the daemon could not be asked. Of
 // the daemon's refusals of a lookup, only one says nothing about what
 // exists and passes on: an API version it does not speak. Every other one
-// (no such target, an ID prefix that fits several, in the words of any
-// daemon version) is answered with the same words as a target the client
-// may not see, so that no answer tells what exists.
+// (no such target, an ID prefix that fits several, in the words and
+// status of any daemon version: 20.10 answers 500 to an ambiguous container
+// prefix) is answered with the same words as a target the client may not
+// see, so that no answer tells what exists. Other daemon failures (5xx)
+// pass on.
 func resolved(op Op, err error, notFound string) (*Decision, error) {
 	var le *LookupError
 	if errors.As(err, &le) {
 		d := &Decision{Op: op, Status: le.Status, Rule: RuleLookup, Reason: le.Message}
-		if le.Status >= 400 && le.Status < 500 && !versionRefused(le) {
+		if le.Status >= 400 && le.Status < 500 && !versionRefused(le) || ambiguousPrefix(le) {
 			d.Status, d.Public = http.StatusNotFound, notFound
 		}
 		return d, nil
 	}
 	return nil, &ResolveError{Op: op, Err: err}
+}
+
+// ambiguousPrefix reports whether the daemon refused a container lookup
+// because several containers have the ID prefix (20.10: 500 "Multiple IDs
+// found with provided prefix"; later versions: 400, in lower case).
+func ambiguousPrefix(le *LookupError) bool {
+	return strings.Contains(strings.ToLower(le.Message), "multiple ids found")
 }
 
 // versionRefused reports whether the daemon refused a lookup for its API

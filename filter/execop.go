@@ -35,7 +35,7 @@ func (p *Policy) decideExecCreate(ctx context.Context, call *Call, body Body, r 
 		e := candidates[0].exec[0]
 		return refuse(op, candidates[0].name+"/"+e.name, "%s", e.check(opts)), nil
 	}
-	c, err := r.Container(ctx, "", ref, false)
+	c, err := p.lookupContainer(ctx, r, "", ref, false)
 	if err != nil {
 		return resolved(op, err, noSuchContainer(ref))
 	}

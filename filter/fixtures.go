@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
@@ -159,6 +160,11 @@ func (f *Fixtures) ExpandCase(c Case) Case {
 func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Container, error) {
 	c := f.findContainer(ref)
 	if c == nil {
+		if matches, _ := f.ContainersByIDPrefix(context.Background(), "", ref); len(matches) > 1 {
+			// As Docker 20.10 answers it.
+			return nil, &LookupError{Status: http.StatusInternalServerError,
+				Message: "Multiple IDs found with provided prefix: " + ref}
+		}
 		return nil, notFound("No such container: %s", ref)
 	}
 	inspect, _ := json.Marshal(map[string]any{
@@ -166,6 +172,17 @@ func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Contain
 		"Config": map[string]any{"Labels": c.Labels, "Env": c.Env},
 	})
 	return &Container{ID: c.ID, Name: c.Name, Labels: c.Labels, Inspect: inspect}, nil
+}
+
+// ContainersByIDPrefix lists the containers whose ID starts with prefix.
+func (f *Fixtures) ContainersByIDPrefix(_ context.Context, _, prefix string) ([]*Container, error) {
+	var out []*Container
+	for _, c := range f.Containers {
+		if strings.HasPrefix(c.ID, prefix) {
+			out = append(out, &Container{ID: c.ID, Name: c.Name, Labels: c.Labels})
+		}
+	}
+	return out, nil
 }
 
 func (f *Fixtures) findContainer(ref string) *FixtureContainer {

@@ -300,6 +300,28 @@ func ReadContainer(inspect []byte) (*Container, error) {
 	return c, nil
 }
 
+// ReadContainerList reads the ID and labels of each entry of a container
+// list answer.
+func ReadContainerList(list []byte) ([]*Container, error) {
+	var out []*Container
+	err := arrayElements(list, func(elem []byte) error {
+		f, err := scanContainer(elem)
+		if err != nil {
+			return err
+		}
+		c := &Container{}
+		if c.ID, _, err = stringValue(f.id); err != nil {
+			return err
+		}
+		if c.Labels, err = stringMap(f.labels); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
 // stringValue decodes a raw JSON string, and reports whether there was
 // a value: nil (an absent field) is "" and false; null is "" and true, as
 // encoding/json sets a map entry it reads as null.

@@ -67,6 +67,9 @@ func (r refusingResolver) Exec(context.Context, string, string) (*Exec, error) {
 func (r refusingResolver) Network(context.Context, string, string) (*Network, error) {
 	return nil, r.err
 }
+func (r refusingResolver) ContainersByIDPrefix(context.Context, string, string) ([]*Container, error) {
+	return nil, nil
+}
 
 func TestLookupRefusalsLookAbsent(t *testing.T) {
 	lookups := []struct{ method, target, body, public string }{
@@ -84,6 +87,7 @@ func TestLookupRefusalsLookAbsent(t *testing.T) {
 		{Status: http.StatusBadRequest, Message: "multiple IDs found with provided prefix: 8"},
 		{Status: http.StatusNotFound, Message: "Error: No such container: 8"},
 		{Status: http.StatusConflict, Message: "Multiple IDs found with provided prefix: 8"},
+		{Status: http.StatusInternalServerError, Message: "Multiple IDs found with provided prefix: 8"},
 	} {
 		for _, l := range lookups {
 			d := decideWith(t, refusingResolver{le}, l.method, l.target, l.body)
@@ -93,6 +97,12 @@ func TestLookupRefusalsLookAbsent(t *testing.T) {
 			}
 		}
 	}
+	// A daemon failure passes on.
+	fail := &LookupError{Status: http.StatusInternalServerError, Message: "cannot reach containerd"}
+	if d := decideWith(t, refusingResolver{fail}, "GET", "/containers/8/json", ""); d.Status != fail.Status ||
+		d.Message() != fail.Message {
+		t.Errorf("a daemon failure: got %d %q, want the daemon's answer", d.Status, d.Message())
+	}
 	// An API version the daemon does not speak says nothing about what
 	// exists: the daemon's answer passes on.
 	le := &LookupError{Status: http.StatusBadRequest,
@@ -101,6 +111,46 @@ func TestLookupRefusalsLookAbsent(t *testing.T) {
 		d := decideWith(t, refusingResolver{le}, l.method, l.target, l.body)
 		if d.Allowed || d.Status != http.StatusBadRequest || d.Message() != le.Message {
 			t.Errorf("%s %s: got %d %q, want the daemon's 400 %q", l.method, l.target, d.Status, d.Message(), le.Message)
+		}
+	}
+}
+
+func TestSharedPrefixResolvesToTheVisibleContainer(t *testing.T) {
+	id := func(prefix string) string { return prefix + strings.Repeat("0", 64-len(prefix)) }
+	managed := map[string]string{"io.launchdb.role": "postgrest", "io.launchdb.project": "proj_0123456789abcdef"}
+	other := map[string]string{"io.launchdb.role": "postgrest", "io.launchdb.project": "proj_1111111111111111"}
+	fx := &Fixtures{Containers: []FixtureContainer{
+		{Name: "postgrest-proj_0123456789abcdef", ID: id("ab1"), Labels: managed},
+		{Name: "platform-postgres", ID: id("ab2")},
+		{Name: "postgrest-proj_1111111111111111", ID: id("cd1"), Labels: other},
+		{Name: "postgrest-proj_0123456789abcdef-copy", ID: id("cd2"), Labels: managed},
+	}, Networks: []FixtureNetwork{{Name: "launchdb-internal"}}}
+	fx.fill()
+	// ab: the daemon finds two containers, the client sees one.
+	for _, target := range []string{"/containers/ab/json", "/v1.41/containers/ab/stop"} {
+		method := map[bool]string{true: "GET", false: "POST"}[strings.HasSuffix(target, "json")]
+		d := decideWith(t, fx, method, target, "")
+		if !d.Allowed || d.ContainerID != id("ab1") {
+			t.Errorf("%s %s: got allowed=%v %q for %q, want the visible container %s",
+				method, target, d.Allowed, d.Message(), d.ContainerID, id("ab1"))
+		}
+		if !strings.HasSuffix(target, "json") && d.Path != "/v1.41/containers/"+id("ab1")+"/stop" {
+			t.Errorf("%s: forwarded as %q, want the full ID of the visible container", target, d.Path)
+		}
+	}
+	exec := decideWith(t, fx, "POST", "/containers/ab/exec", `{"Cmd":["true"]}`)
+	connect := decideWith(t, fx, "POST", "/networks/launchdb-internal/connect", `{"Container":"ab"}`)
+	for _, d := range []*Decision{exec, connect} {
+		if d.Status == http.StatusNotFound {
+			t.Errorf("%s of prefix ab: got 404 %q, want the visible container's decision", d.Op, d.Message())
+		}
+	}
+	// cd: two visible containers have it, so it stays ambiguous; ab2: only
+	// the hidden one.
+	for _, ref := range []string{"cd", "ab2"} {
+		d := decideWith(t, fx, "GET", "/containers/"+ref+"/json", "")
+		if d.Allowed || d.Status != http.StatusNotFound || d.Message() != noSuchContainer(ref) {
+			t.Errorf("prefix %s: got %d %q, want 404 %q", ref, d.Status, d.Message(), noSuchContainer(ref))
 		}
 	}
 }

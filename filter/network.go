@@ -162,7 +162,7 @@ func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body
 	case len(nr.connect) == 0:
 		return refuse(op, RuleDefaultDeny, "network %q allows no connections", clip(ref)), nil
 	}
-	c, err := r.Container(ctx, "", target, false)
+	c, err := p.lookupContainer(ctx, r, "", target, false)
 	if err != nil {
 		return resolved(op, err, noSuchContainer(target))
 	}
