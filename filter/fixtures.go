@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -223,18 +224,35 @@ func (f *Fixtures) Exec(_ context.Context, _, id string) (*Exec, error) {
 	return nil, notFound("No such exec instance: %s", id)
 }
 
-// Network resolves a network name, ID or ID prefix.
+// Network resolves a network name, ID or ID prefix, in the daemon's
+// order; a prefix that fits several networks is refused as the daemon
+// refuses it.
 func (f *Fixtures) Network(_ context.Context, _, ref string) (*Network, error) {
-	for _, n := range f.Networks {
-		if n.Name == ref || n.ID == ref || len(ref) >= 12 && strings.HasPrefix(n.ID, ref) {
-			// Every fixture container is attached to every network.
-			members := map[string]any{}
-			for _, c := range f.Containers {
-				members[c.ID] = map[string]string{"Name": c.Name}
+	found := slices.IndexFunc(f.Networks, func(n FixtureNetwork) bool { return n.ID == ref })
+	if found < 0 {
+		found = slices.IndexFunc(f.Networks, func(n FixtureNetwork) bool { return n.Name == ref })
+	}
+	if found < 0 {
+		matches := 0
+		for i, n := range f.Networks {
+			if strings.HasPrefix(n.ID, ref) {
+				found, matches = i, matches+1
 			}
-			inspect, _ := json.Marshal(map[string]any{"Name": n.Name, "Id": n.ID, "Containers": members})
-			return &Network{ID: n.ID, Name: n.Name, Inspect: inspect}, nil
+		}
+		if matches > 1 {
+			return nil, &LookupError{Status: http.StatusBadRequest,
+				Message: fmt.Sprintf("%d matches found based on ID prefix: network %s is ambiguous", matches, ref)}
 		}
 	}
-	return nil, notFound("network %s not found", ref)
+	if found < 0 {
+		return nil, notFound("network %s not found", ref)
+	}
+	n := f.Networks[found]
+	// Every fixture container is attached to every network.
+	members := map[string]any{}
+	for _, c := range f.Containers {
+		members[c.ID] = map[string]string{"Name": c.Name}
+	}
+	inspect, _ := json.Marshal(map[string]any{"Name": n.Name, "Id": n.ID, "Containers": members})
+	return &Network{ID: n.ID, Name: n.Name, Inspect: inspect}, nil
 }

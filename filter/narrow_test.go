@@ -155,6 +155,27 @@ func TestSharedPrefixResolvesToTheVisibleContainer(t *testing.T) {
 	}
 }
 
+func TestSharedPrefixResolvesToTheVisibleNetwork(t *testing.T) {
+	id := func(prefix string) string { return prefix + strings.Repeat("0", 64-len(prefix)) }
+	fx := DefaultFixtures()
+	fx.Networks = []FixtureNetwork{{Name: "launchdb-internal", ID: id("ab1")}, {Name: "platform-private", ID: id("ab2")}}
+	if _, err := fx.Network(context.Background(), "", "ab"); err == nil {
+		t.Fatal("the fixtures resolve the shared prefix; the test needs it ambiguous")
+	}
+	for _, c := range []struct{ method, target, body string }{
+		{"GET", "/networks/ab", ""},
+		{"POST", "/networks/ab/disconnect", `{"Container":"postgrest-proj_0123456789abcdef"}`},
+	} {
+		d := decideWith(t, fx, c.method, c.target, c.body)
+		if d.Status == http.StatusNotFound || d.Rule == RuleLookup {
+			t.Errorf("%s %s: got %d %q, want the decision for launchdb-internal", c.method, c.target, d.Status, d.Message())
+		}
+	}
+	if d := decideWith(t, fx, "GET", "/networks/ab2", ""); d.Allowed || d.Status != http.StatusNotFound {
+		t.Errorf("the hidden network's own prefix: got %d %q, want 404", d.Status, d.Message())
+	}
+}
+
 func TestListFiltersThatNameObjectsAreRefused(t *testing.T) {
 	fx := DefaultFixtures()
 	for _, f := range []string{`{"before":["platform-postgres"]}`, `{"since":["x"]}`, `{"network":["x"]}`} {

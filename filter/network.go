@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/docker/docker/api/types/network"
 )
@@ -83,7 +85,7 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 	if len(call.Query) > 0 {
 		return refuse(op, RuleDefaultDeny, "network inspect options are not allowed"), nil
 	}
-	n, err := r.Network(ctx, call.Version, ref)
+	n, err := p.lookupNetwork(ctx, r, call.Version, ref)
 	if err != nil {
 		return resolved(op, err, noSuchNetwork(ref))
 	}
@@ -93,6 +95,39 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 	d := allow(op, n.Name)
 	d.Answer, err = p.narrowNetwork(ctx, n.Inspect, r)
 	return d, err
+}
+
+// lookupNetwork resolves a network reference as the daemon does, in the
+// world the client sees: an ID prefix that the daemon refuses as
+// ambiguous only because hidden networks share it names the one network
+// of the policy that has it.
+func (p *Policy) lookupNetwork(ctx context.Context, r Resolver, version, ref string) (*Network, error) {
+	n, err := r.Network(ctx, version, ref)
+	var le *LookupError
+	if err == nil || !errors.As(err, &le) || le.Status == http.StatusNotFound || versionRefused(le) ||
+		!hexPrefix(ref) {
+		return n, err
+	}
+	var only *Network
+	for name := range p.networks {
+		m, merr := r.Network(ctx, version, name)
+		var mle *LookupError
+		switch {
+		case errors.As(merr, &mle):
+			continue // the policy names a network that does not exist
+		case merr != nil:
+			return nil, merr
+		case m.Name != name || !strings.HasPrefix(m.ID, ref):
+			continue
+		case only != nil:
+			return nil, err // ambiguous among visible networks too
+		}
+		only = m
+	}
+	if only == nil {
+		return nil, err
+	}
+	return only, nil
 }
 
 // narrowNetwork removes from a network inspect answer the containers the
@@ -151,7 +186,7 @@ func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body
 	if !refPattern.MatchString(target) {
 		return malformed(op, "container reference %q is malformed", clip(target)), nil
 	}
-	n, err := r.Network(ctx, "", ref)
+	n, err := p.lookupNetwork(ctx, r, "", ref)
 	if err != nil {
 		return resolved(op, err, noSuchNetwork(ref))
 	}

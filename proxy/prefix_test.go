@@ -2,11 +2,13 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 
 	"github.com/launchdb/sockpin/internal/dockertest"
 )
@@ -64,5 +66,43 @@ func TestSharedPrefixAgainstDaemon(t *testing.T) {
 	}
 	if _, err := px.Client(t).ContainerInspect(ctx, hidden[:12]); !cerrdefs.IsNotFound(err) {
 		t.Errorf("inspect of the hidden container through the proxy: got %v, want not found", err)
+	}
+}
+
+// TestSharedNetworkPrefixAgainstDaemon does the same with a network the
+// policy does not name.
+func TestSharedNetworkPrefixAgainstDaemon(t *testing.T) {
+	cli := dockertest.Client(t)
+	internal := dockertest.Network(t, cli, "launchdb-internal")
+	prefix := internal[:1]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ambiguous := func() bool {
+		_, err := cli.NetworkInspect(ctx, prefix, network.InspectOptions{})
+		return err != nil
+	}
+	for i := 0; i < 200 && !ambiguous(); i++ {
+		n, err := cli.NetworkCreate(ctx, fmt.Sprintf("sockpin-prefix-%s-%d", dockertest.RunID(), i),
+			network.CreateOptions{Driver: "bridge", Internal: true, Labels: dockertest.Labels()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.ID[:1] == prefix {
+			t.Cleanup(func() {
+				if err := cli.NetworkRemove(context.Background(), n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+					t.Errorf("removing network %s: %v", n.ID[:12], err)
+				}
+			})
+		} else if err := cli.NetworkRemove(ctx, n.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !ambiguous() {
+		t.Fatalf("no network ID of 200 began with %q", prefix)
+	}
+	px := dockertest.StartProxy(t, dockertest.ProxyOptions{})
+	got, err := px.Client(t).NetworkInspect(ctx, prefix, network.InspectOptions{})
+	if err != nil || got.ID != internal {
+		t.Fatalf("inspect %q through the proxy: got %q, %v; want launchdb-internal %s", prefix, got.ID, err, internal)
 	}
 }
