@@ -184,6 +184,12 @@ func TestListFiltersThatNameObjectsAreRefused(t *testing.T) {
 			t.Errorf("filters %s: allowed, want refused", f)
 		}
 	}
+	// The old query forms of before and since name objects too.
+	for _, q := range []string{"before=platform-postgres", "since=x"} {
+		if d := decideWith(t, fx, "GET", "/containers/json?"+q, ""); d.Allowed {
+			t.Errorf("query %s: allowed, want refused", q)
+		}
+	}
 	if d := decideWith(t, fx, "GET", "/containers/json?filters="+urlEncode(`{"label":["a=b"],"name":["x"]}`), ""); !d.Allowed {
 		t.Errorf("label and name filters: got %q, want allowed", d.Message())
 	}

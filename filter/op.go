@@ -54,7 +54,7 @@ type opInfo struct {
 var allowable = map[Op]opInfo{
 	OpPing:             {},
 	OpVersion:          {},
-	OpContainerList:    {query: []string{"all", "limit", "size", "filters", "before", "since"}},
+	OpContainerList:    {query: []string{"all", "limit", "size", "filters"}},
 	OpContainerInspect: {query: []string{"size"}},
 	OpContainerCreate:  {query: []string{"name"}, body: true},
 	OpContainerStart:   {},
