@@ -158,7 +158,7 @@ func (r answerResolver) Exec(context.Context, string, string) (*Exec, error) {
 	return nil, &LookupError{Status: http.StatusNotFound, Message: "no exec"}
 }
 
-func (r answerResolver) ContainersByIDPrefix(context.Context, string, string) ([]*Container, error) {
+func (r answerResolver) ListContainers(context.Context, string) ([]*Container, error) {
 	return nil, nil
 }
 

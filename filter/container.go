@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -211,33 +210,40 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 }
 
 // lookupContainer resolves a container reference as the daemon does, in
-// the world the client sees: an ID prefix that the daemon finds ambiguous
-// only because hidden containers share it resolves to the one visible
-// container that has it, so that no answer differs from one the daemon
-// would give if the hidden containers did not exist.
+// the world the client sees. A name or full ID goes to the daemon. A
+// reference that could be an ID prefix (1 to 63 hex digits) is resolved
+// against the visible containers alone, from one list of every container:
+// by exact name first, then by a prefix that only one of them has. Hidden
+// containers then neither make a prefix ambiguous nor shadow it with their
+// name, and such a lookup costs the same whatever hidden containers exist.
 func (p *Policy) lookupContainer(ctx context.Context, r Resolver, version, ref string, inspect bool) (*Container, error) {
-	c, err := r.Container(ctx, version, ref, inspect)
-	var le *LookupError
-	if err == nil || !errors.As(err, &le) || !ambiguousPrefix(le) || !hexPrefix(ref) {
-		return c, err
+	if !hexPrefix(ref) {
+		return r.Container(ctx, version, ref, inspect)
 	}
-	matches, lerr := r.ContainersByIDPrefix(ctx, version, ref)
-	if lerr != nil {
-		return nil, lerr
-	}
-	var only *Container
-	for _, m := range matches {
-		if strings.HasPrefix(m.ID, ref) && p.visible(m.Labels) {
-			if only != nil {
-				return nil, err // ambiguous among visible containers too
-			}
-			only = m
-		}
-	}
-	if only == nil {
+	all, err := r.ListContainers(ctx, version)
+	if err != nil {
 		return nil, err
 	}
-	return r.Container(ctx, version, only.ID, inspect)
+	var byName, byPrefix *Container
+	prefixed := 0
+	for _, c := range all {
+		if !p.visible(c.Labels) {
+			continue
+		}
+		if slices.Contains(c.Names, "/"+ref) {
+			byName = c
+		}
+		if strings.HasPrefix(c.ID, ref) {
+			byPrefix, prefixed = c, prefixed+1
+		}
+	}
+	switch {
+	case byName != nil:
+		return r.Container(ctx, version, byName.ID, inspect)
+	case prefixed == 1:
+		return r.Container(ctx, version, byPrefix.ID, inspect)
+	}
+	return nil, notFound("No such container: %s", ref)
 }
 
 // hexPrefix reports whether ref can be a container ID prefix: 1 to 63

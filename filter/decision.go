@@ -110,6 +110,8 @@ type Container struct {
 	ID     string
 	Name   string
 	Labels map[string]string
+	// Names are a list entry's names ("/name"), in a container list.
+	Names []string
 	// Inspect is the daemon's inspect answer, when the resolver fetched a
 	// fresh one.
 	Inspect []byte
@@ -152,9 +154,9 @@ type Resolver interface {
 	Exec(ctx context.Context, version, id string) (*Exec, error)
 	// Network resolves a network name, ID or ID prefix.
 	Network(ctx context.Context, version, ref string) (*Network, error)
-	// ContainersByIDPrefix lists every container whose ID starts with
-	// prefix (a lowercase hex string), with its ID and labels.
-	ContainersByIDPrefix(ctx context.Context, version, prefix string) ([]*Container, error)
+	// ListContainers lists every container, stopped ones too, with its ID,
+	// names and labels.
+	ListContainers(ctx context.Context, version string) ([]*Container, error)
 }
 
 // LookupError is the daemon's error answer to a target lookup: no such

@@ -161,7 +161,9 @@ func (f *Fixtures) ExpandCase(c Case) Case {
 func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Container, error) {
 	c := f.findContainer(ref)
 	if c == nil {
-		if matches, _ := f.ContainersByIDPrefix(context.Background(), "", ref); len(matches) > 1 {
+		if matches := slices.DeleteFunc(slices.Clone(f.Containers), func(c FixtureContainer) bool {
+			return !strings.HasPrefix(c.ID, ref)
+		}); len(matches) > 1 {
 			// As Docker 20.10 answers it.
 			return nil, &LookupError{Status: http.StatusInternalServerError,
 				Message: "Multiple IDs found with provided prefix: " + ref}
@@ -175,13 +177,11 @@ func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Contain
 	return &Container{ID: c.ID, Name: c.Name, Labels: c.Labels, Inspect: inspect}, nil
 }
 
-// ContainersByIDPrefix lists the containers whose ID starts with prefix.
-func (f *Fixtures) ContainersByIDPrefix(_ context.Context, _, prefix string) ([]*Container, error) {
+// ListContainers lists every container.
+func (f *Fixtures) ListContainers(context.Context, string) ([]*Container, error) {
 	var out []*Container
 	for _, c := range f.Containers {
-		if strings.HasPrefix(c.ID, prefix) {
-			out = append(out, &Container{ID: c.ID, Name: c.Name, Labels: c.Labels})
-		}
+		out = append(out, &Container{ID: c.ID, Name: c.Name, Names: []string{"/" + c.Name}, Labels: c.Labels})
 	}
 	return out, nil
 }

@@ -244,7 +244,7 @@ func decodeField(b []byte, key string, v any) error {
 // answer or an element of a list) that decisions and narrowing read. An
 // absent field is nil.
 type containerFields struct {
-	id, name, config, labels, execIDs, networkSettings, hostConfig []byte
+	id, name, names, config, labels, execIDs, networkSettings, hostConfig []byte
 }
 
 // scanContainer finds the fields of a container answer in one pass over
@@ -257,6 +257,8 @@ func scanContainer(b []byte) (containerFields, error) {
 			f.id = v
 		case k.is("Name"):
 			f.name = v
+		case k.is("Names"):
+			f.names = v
 		case k.is("Config"):
 			f.config = v
 		case k.is("Labels"):
@@ -300,8 +302,8 @@ func ReadContainer(inspect []byte) (*Container, error) {
 	return c, nil
 }
 
-// ReadContainerList reads the ID and labels of each entry of a container
-// list answer.
+// ReadContainerList reads the ID, names and labels of each entry of a
+// container list answer.
 func ReadContainerList(list []byte) ([]*Container, error) {
 	var out []*Container
 	err := arrayElements(list, func(elem []byte) error {
@@ -315,6 +317,11 @@ func ReadContainerList(list []byte) ([]*Container, error) {
 		}
 		if c.Labels, err = stringMap(f.labels); err != nil {
 			return err
+		}
+		if f.names != nil {
+			if err := json.Unmarshal(f.names, &c.Names); err != nil {
+				return err
+			}
 		}
 		out = append(out, c)
 		return nil

@@ -98,34 +98,32 @@ func (p *Policy) decideNetworkRead(ctx context.Context, call *Call, r Resolver) 
 }
 
 // lookupNetwork resolves a network reference as the daemon does, in the
-// world the client sees: an ID prefix that the daemon refuses as
-// ambiguous only because hidden networks share it names the one network
-// of the policy that has it.
+// world the client sees. A reference that could be an ID prefix (1 to 63
+// hex digits) is resolved against the networks the policy names alone,
+// each looked up by its name: by exact name first, then by a prefix that
+// only one of them has. Hidden networks then neither make a prefix
+// ambiguous nor shadow it, and such a lookup costs the same whatever
+// hidden networks exist. Other references go to the daemon.
 func (p *Policy) lookupNetwork(ctx context.Context, r Resolver, version, ref string) (*Network, error) {
-	n, err := r.Network(ctx, version, ref)
-	var le *LookupError
-	if err == nil || !errors.As(err, &le) || le.Status == http.StatusNotFound || versionRefused(le) ||
-		!hexPrefix(ref) {
-		return n, err
+	if !hexPrefix(ref) || p.networks[ref] != nil {
+		return r.Network(ctx, version, ref)
 	}
 	var only *Network
+	prefixed := 0
 	for name := range p.networks {
-		m, merr := r.Network(ctx, version, name)
-		var mle *LookupError
+		n, err := r.Network(ctx, version, name)
+		var le *LookupError
 		switch {
-		case errors.As(merr, &mle):
+		case errors.As(err, &le) && le.Status == http.StatusNotFound:
 			continue // the policy names a network that does not exist
-		case merr != nil:
-			return nil, merr
-		case m.Name != name || !strings.HasPrefix(m.ID, ref):
-			continue
-		case only != nil:
-			return nil, err // ambiguous among visible networks too
+		case err != nil:
+			return nil, err
+		case n.Name == name && strings.HasPrefix(n.ID, ref):
+			only, prefixed = n, prefixed+1
 		}
-		only = m
 	}
-	if only == nil {
-		return nil, err
+	if prefixed != 1 {
+		return nil, notFound("network %s not found", ref)
 	}
 	return only, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 
@@ -90,10 +89,7 @@ func (r *resolver) Container(ctx context.Context, version, ref string, inspect b
 	return c, nil
 }
 
-// ContainersByIDPrefix lists every container and keeps those whose ID
-// starts with prefix. The daemon's id filter cannot do it: for a prefix
-// that fits several containers it answers none.
-func (r *resolver) ContainersByIDPrefix(ctx context.Context, version, prefix string) ([]*filter.Container, error) {
+func (r *resolver) ListContainers(ctx context.Context, version string) ([]*filter.Container, error) {
 	body, err := r.get(ctx, version, "/containers/json?all=1")
 	if err != nil {
 		return nil, err
@@ -102,7 +98,7 @@ func (r *resolver) ContainersByIDPrefix(ctx context.Context, version, prefix str
 	if err != nil {
 		return nil, &upstreamError{fmt.Errorf("unreadable container list: %w", err)}
 	}
-	return slices.DeleteFunc(all, func(c *filter.Container) bool { return !strings.HasPrefix(c.ID, prefix) }), nil
+	return all, nil
 }
 
 func (r *resolver) Exec(ctx context.Context, version, id string) (*filter.Exec, error) {
