@@ -342,10 +342,11 @@ func noGroupReason(p *Policy, call *Call) string {
 // narrowContainer removes from a container's inspect answer or list entry
 // what the client may not see: the values of Config.Env (when the group
 // says so), the IDs of exec instances waiting in it (ExecIDs), its
-// endpoints on networks the policy does not name, and a HostConfig.NetworkMode
-// that names such a network or another container. An answer with nothing
-// to remove is passed on as it came. f are the fields of body when they
-// have been found already.
+// endpoints on networks the policy does not name (with the legacy top-level
+// fields that repeat the default bridge's), the HostConfig fields that name
+// such a network or other containers, and legacy link names among its
+// Names. An answer with nothing to remove is passed on as it came. f are
+// the fields of body when they have been found already.
 func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool) ([]byte, error) {
 	if f == nil {
 		scanned, err := scanContainer(body)
@@ -359,11 +360,12 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
-	modeHidden, err := p.networkModeHidden(f.hostConfig)
+	hcHidden, err := p.hostConfigHidden(f.hostConfig)
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
-	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !modeHidden {
+	links := linkNames(f.names)
+	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !hcHidden && !links {
 		return body, nil
 	}
 	var top map[string]json.RawMessage
@@ -398,13 +400,31 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 			return nil, err
 		}
 	}
-	if modeHidden {
-		err := rewriteObject(top, "HostConfig", func(hc map[string]json.RawMessage) {
-			hc["NetworkMode"] = marshalPlain(RedactedValue)
+	if hcHidden {
+		if err := rewriteObject(top, "HostConfig", p.redactHostConfig); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(hidden, "bridge") {
+		err := rewriteObject(top, "NetworkSettings", func(ns map[string]json.RawMessage) {
+			for key, zero := range legacyEndpoint {
+				if _, ok := ns[key]; ok {
+					ns[key] = zero
+				}
+			}
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if links {
+		var names []string
+		if err := json.Unmarshal(top["Names"], &names); err != nil {
+			return nil, fmt.Errorf("narrowing Names: %w", err)
+		}
+		top["Names"] = marshalPlain(slices.DeleteFunc(names, func(n string) bool {
+			return len(n) > 1 && strings.IndexByte(n[1:], '/') >= 0
+		}))
 	}
 	out := marshalPlain(top)
 	if bytes.HasSuffix(body, []byte("\n")) {
@@ -434,33 +454,97 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 	return hidden, err
 }
 
-// networkModeHidden reports whether the NetworkMode of a container
-// answer's HostConfig names what the client may not see: a network the
-// policy does not name, or another container ("container:<id>"). The
-// modes that name no object (default, host, none) are left as they are.
-func (p *Policy) networkModeHidden(hc []byte) (bool, error) {
+// hostConfigHidden reports whether a container answer's HostConfig names
+// what the client may not see: a NetworkMode naming a network the policy
+// does not name or another container, a PidMode or IpcMode that joins
+// another container, or legacy Links or VolumesFrom, which name other
+// containers.
+func (p *Policy) hostConfigHidden(hc []byte) (bool, error) {
 	if len(hc) == 0 || hc[0] != '{' {
 		return false, nil
 	}
-	raw, err := objectField(hc, "NetworkMode")
-	if err != nil {
-		return false, err
-	}
-	var mode []byte
-	if len(raw) >= 2 && raw[0] == '"' && !encoded(raw[1:len(raw)-1]) {
-		mode = raw[1 : len(raw)-1] // the common case, read without a copy
-	} else {
-		s, _, err := stringValue(raw)
-		if err != nil {
-			return false, err
+	hidden := false
+	var bad error
+	err := objectMembers(hc, func(k jsonKey, v []byte) {
+		switch {
+		case k.is("NetworkMode"), k.is("PidMode"), k.is("IpcMode"):
+			mode, err := stringBytes(v)
+			if err != nil {
+				bad = err
+			}
+			hidden = hidden || k.is("NetworkMode") && p.networkModeHidden(mode) ||
+				bytes.HasPrefix(mode, []byte("container:"))
+		case k.is("Links"), k.is("VolumesFrom"):
+			hidden = hidden || !jsonNull(v) && !bytes.Equal(bytes.TrimSpace(v), []byte("[]"))
 		}
-		mode = []byte(s)
+	})
+	if err == nil {
+		err = bad
 	}
+	return hidden, err
+}
+
+// networkModeHidden reports whether a network mode names a network the
+// policy does not name, or another container ("container:<id>"). The modes
+// that name no object (default, host, none) are not hidden.
+func (p *Policy) networkModeHidden(mode []byte) bool {
 	switch string(mode) {
 	case "", "default", "host", "none":
-		return false, nil
+		return false
 	}
-	return p.networks[string(mode)] == nil, nil
+	return p.networks[string(mode)] == nil
+}
+
+// redactHostConfig replaces in a HostConfig what hostConfigHidden found.
+func (p *Policy) redactHostConfig(hc map[string]json.RawMessage) {
+	mode := func(key string) []byte {
+		var s string
+		_ = json.Unmarshal(hc[key], &s)
+		return []byte(s)
+	}
+	if _, ok := hc["NetworkMode"]; ok && p.networkModeHidden(mode("NetworkMode")) {
+		hc["NetworkMode"] = marshalPlain(RedactedValue)
+	}
+	for _, key := range []string{"PidMode", "IpcMode"} {
+		if bytes.HasPrefix(mode(key), []byte("container:")) {
+			hc[key] = marshalPlain(RedactedValue)
+		}
+	}
+	for _, key := range []string{"Links", "VolumesFrom"} {
+		if _, ok := hc[key]; ok {
+			hc[key] = json.RawMessage("null")
+		}
+	}
+}
+
+// linkNames reports whether a list entry's Names include a legacy link
+// name ("/<container>/<alias>"), which names the linking container.
+func linkNames(names []byte) bool {
+	found := false
+	_ = arrayElements(names, func(n []byte) error {
+		found = found || len(n) > 2 && bytes.IndexByte(n[2:], '/') >= 0
+		return nil
+	})
+	return found
+}
+
+// stringBytes is a raw JSON string's value, without a copy when its bytes
+// are its value.
+func stringBytes(raw []byte) ([]byte, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && !encoded(raw[1:len(raw)-1]) {
+		return raw[1 : len(raw)-1], nil
+	}
+	s, _, err := stringValue(raw)
+	return []byte(s), err
+}
+
+// legacyEndpoint are the NetworkSettings fields that repeat the container's
+// endpoint on the default bridge network.
+var legacyEndpoint = map[string]json.RawMessage{
+	"EndpointID": json.RawMessage(`""`), "Gateway": json.RawMessage(`""`),
+	"GlobalIPv6Address": json.RawMessage(`""`), "GlobalIPv6PrefixLen": json.RawMessage(`0`),
+	"IPAddress": json.RawMessage(`""`), "IPPrefixLen": json.RawMessage(`0`),
+	"IPv6Gateway": json.RawMessage(`""`), "MacAddress": json.RawMessage(`""`),
 }
 
 // rewriteObject lets edit change the object under key of top, if any.

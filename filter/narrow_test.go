@@ -308,6 +308,36 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 			t.Errorf("an answer with nothing to hide was rewritten: %s", out)
 		}
 	}
+	// Other references to hidden containers: joined namespaces, legacy links
+	// and volumes-from, a link name in a list entry's Names, and the legacy
+	// fields that repeat an endpoint on the hidden default bridge.
+	body = `{"Id":"x","Names":["/hidden/alias","/pgb"],"HostConfig":{"NetworkMode":"launchdb-internal",` +
+		`"PidMode":"container:5e97aa","IpcMode":"private","Links":["/hidden:/pgb/hl"],"VolumesFrom":["hidden"]},` +
+		`"NetworkSettings":{"IPAddress":"172.17.0.2","Gateway":"172.17.0.1","IPPrefixLen":16,` +
+		`"Networks":{"bridge":{"IPAddress":"172.17.0.2"}}}}`
+	out, err = p.narrowContainer([]byte(body), nil, false)
+	var refs struct {
+		Names      []string
+		HostConfig struct {
+			NetworkMode, PidMode, IpcMode string
+			Links, VolumesFrom            []string
+		}
+		NetworkSettings struct {
+			IPAddress, Gateway string
+			IPPrefixLen        int
+			Networks           map[string]any
+		}
+	}
+	if err != nil || json.Unmarshal(out, &refs) != nil {
+		t.Fatalf("got %s, %v", out, err)
+	}
+	hc, ns := refs.HostConfig, refs.NetworkSettings
+	if strings.Join(refs.Names, ",") != "/pgb" || hc.NetworkMode != "launchdb-internal" ||
+		hc.PidMode != RedactedValue || hc.IpcMode != "private" || hc.Links != nil || hc.VolumesFrom != nil ||
+		ns.IPAddress != "" || ns.Gateway != "" || ns.IPPrefixLen != 0 || len(ns.Networks) != 0 ||
+		strings.Contains(string(out), "hidden") || strings.Contains(string(out), "5e97aa") {
+		t.Errorf("got %s, want every reference to hidden objects gone", out)
+	}
 	// A network mode naming a network or container the client may not see
 	// is redacted, in inspect answers and list entries alike.
 	for _, mode := range []string{"platform-private", "bridge", "container:5e97aa"} {
