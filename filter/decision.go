@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -231,3 +232,18 @@ func (e *ResolveError) Error() string {
 }
 
 func (e *ResolveError) Unwrap() error { return e.Err }
+
+// objectID matches what can be an object's ID or ID prefix in the
+// daemon's words: a run of 12 to 64 lowercase hex digits.
+var objectID = regexp.MustCompile(`\b[0-9a-f]{12,64}\b`)
+
+// RedactIDs replaces in a daemon answer every object ID but a prefix of
+// keep (the target's own ID) with RedactedValue.
+func RedactIDs(answer []byte, keep string) []byte {
+	return objectID.ReplaceAllFunc(answer, func(id []byte) []byte {
+		if keep != "" && strings.HasPrefix(keep, string(id)) {
+			return id
+		}
+		return []byte(RedactedValue)
+	})
+}

@@ -250,9 +250,32 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if d.Narrows() && resp.StatusCode == http.StatusOK {
 		return h.narrowed(w, resp, d)
 	}
+	if resp.StatusCode >= 400 {
+		return h.daemonError(w, resp, d)
+	}
 	copyHeader(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	return resp.StatusCode, relayBody(w, resp)
+}
+
+// maxErrorBytes bounds a daemon error answer; the daemon's are a line.
+const maxErrorBytes = 64 << 10
+
+// daemonError passes on the daemon's refusal of an allowed request without
+// the IDs of other objects in its words: an error about the target can name
+// a container the client may not see (the holder of a name, the container
+// whose namespace it joins).
+func (h *Handler) daemonError(w http.ResponseWriter, resp *http.Response, d *filter.Decision) (int, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	if err != nil {
+		return h.badGateway(w, err)
+	}
+	body = filter.RedactIDs(body, d.ContainerID)
+	copyHeader(w.Header(), resp.Header)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, err = w.Write(body)
+	return resp.StatusCode, err
 }
 
 func (h *Handler) badGateway(w http.ResponseWriter, err error) (int, error) {

@@ -87,6 +87,10 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 				return
 			}
 			io.WriteString(w, body)
+		case path == "/containers/"+managedID+"/restart":
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, `{"message":"Cannot restart container %s: cannot join network of a non running container: %s"}`+"\n",
+				managedID, otherID)
 		case path == "/exec/"+execID+"/json":
 			fmt.Fprintf(w, `{"ID":%q,"ContainerID":%q,"Running":false}`, execID, helperID)
 		case path == "/exec/"+execID+"/start":
@@ -221,6 +225,18 @@ func TestListLimitCountsVisibleOnly(t *testing.T) {
 			t.Errorf("%s: got containers %v after the daemon saw %q, want %s after %q",
 				c.query, ids, got[len(got)-1], c.want, c.upstream)
 		}
+	}
+}
+
+func TestDaemonErrorsNameNoOtherContainer(t *testing.T) {
+	f := newFakeDaemon(t)
+	h := newTestHandler(t, f, nil)
+	w := serve(h, "POST", "/containers/postgrest-proj_0123456789abcdef/restart", "")
+	body := w.Body.String()
+	if w.Code != http.StatusInternalServerError || strings.Contains(body, otherID[:12]) ||
+		!strings.Contains(body, managedID) || !strings.Contains(body, "<redacted by sockpin>") ||
+		w.Header().Get("Content-Length") != strconv.Itoa(len(body)) {
+		t.Errorf("got %d %q, want the daemon's 500 naming the target but not the other container", w.Code, body)
 	}
 }
 
