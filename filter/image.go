@@ -1,6 +1,10 @@
 package filter
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -17,16 +21,16 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 		d.Path = prefix(call) + "/images/json"
 		d.Query = encodeQuery(call.Query)
 		d.narrow = func(body []byte) ([]byte, error) {
-			return narrowArray(body, keepIf(func(elem []byte) (bool, error) {
+			return narrowArray(body, func(elem []byte) ([]byte, error) {
 				var tags []string
 				err := decodeField(elem, "RepoTags", &tags)
 				for _, t := range tags {
 					if n, nerr := normalizeImage(t); nerr == nil && p.inspect[n] {
-						return true, err
+						return p.narrowImage(elem)
 					}
 				}
-				return false, err
-			}))
+				return nil, err
+			})
 		}
 		return d, nil
 	case OpImageInspect:
@@ -40,9 +44,63 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 		d := allow(op, "images")
 		d.Path = prefix(call) + "/images/" + reference.FamiliarString(named) + "/json"
 		d.Query = encodeQuery(call.Query)
+		d.narrow = p.narrowImage
 		return d, nil
 	}
 	return p.decidePull(call)
+}
+
+// narrowImage removes from an image's inspect answer or list entry what
+// names other images or containers: tags and digests of repositories the
+// policy does not pin (another name for the same image), the parent image,
+// and the container and its configuration that built it.
+func (p *Policy) narrowImage(body []byte) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("narrowing image answer: %w", err)
+	}
+	var tags, digests []string
+	_ = json.Unmarshal(top["RepoTags"], &tags)
+	_ = json.Unmarshal(top["RepoDigests"], &digests)
+	if _, ok := top["RepoTags"]; ok {
+		top["RepoTags"] = marshalPlain(slices.DeleteFunc(tags, func(t string) bool {
+			n, err := normalizeImage(t)
+			return err != nil || !p.inspect[n]
+		}))
+	}
+	if _, ok := top["RepoDigests"]; ok {
+		top["RepoDigests"] = marshalPlain(slices.DeleteFunc(digests, func(d string) bool {
+			return !p.pinnedRepository(d)
+		}))
+	}
+	for _, key := range []string{"Parent", "ParentId", "Container"} {
+		if _, ok := top[key]; ok {
+			top[key] = json.RawMessage(`""`)
+		}
+	}
+	if _, ok := top["ContainerConfig"]; ok {
+		top["ContainerConfig"] = json.RawMessage("null")
+	}
+	out := marshalPlain(top)
+	if bytes.HasSuffix(body, []byte("\n")) {
+		out = append(out, '\n')
+	}
+	return out, nil
+}
+
+// pinnedRepository reports whether ref names a repository of an image the
+// policy lets clients inspect.
+func (p *Policy) pinnedRepository(ref string) bool {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return false
+	}
+	for pinned := range p.inspect {
+		if pn, err := reference.ParseNormalizedNamed(pinned); err == nil && pn.Name() == named.Name() {
+			return true
+		}
+	}
+	return false
 }
 
 // decidePull allows pulling a pinned reference. The reference must name a

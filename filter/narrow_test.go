@@ -350,3 +350,29 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		}
 	}
 }
+
+func TestImageAnswersNarrowed(t *testing.T) {
+	d := decideWith(t, DefaultFixtures(), "GET", "/v1.41/images/launchdb/postgrest:v1/json", "")
+	if !d.Allowed || !d.Narrows() {
+		t.Fatalf("image inspect of the pinned image: got %q, want allowed and narrowed", d.Message())
+	}
+	body := `{"Id":"sha256:` + strings.Repeat("a", 64) + `","RepoTags":["launchdb/postgrest:v1","other/tool:1"],` +
+		`"RepoDigests":["launchdb/postgrest@sha256:` + strings.Repeat("b", 64) + `","other/tool@sha256:` +
+		strings.Repeat("c", 64) + `"],"Parent":"sha256:` + strings.Repeat("d", 64) + `","Container":"` +
+		strings.Repeat("e", 64) + `","ContainerConfig":{"Hostname":"eeeeeeeeeeee"},"Config":{"Cmd":["/app"]}}`
+	out, err := d.Narrow([]byte(body))
+	var got struct {
+		RepoTags, RepoDigests []string
+		Parent, Container     string
+		ContainerConfig       map[string]any
+		Config                struct{ Cmd []string }
+	}
+	if err != nil || json.Unmarshal(out, &got) != nil {
+		t.Fatalf("got %s, %v", out, err)
+	}
+	if strings.Join(got.RepoTags, ",") != "launchdb/postgrest:v1" || len(got.RepoDigests) != 1 ||
+		!strings.HasPrefix(got.RepoDigests[0], "launchdb/postgrest@") || got.Parent != "" || got.Container != "" ||
+		got.ContainerConfig != nil || len(got.Config.Cmd) != 1 || strings.Contains(string(out), "other/tool") {
+		t.Errorf("got %s, want only the pinned repository's names and no parent or build container", out)
+	}
+}
