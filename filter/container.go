@@ -368,67 +368,40 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !hcHidden && !links {
 		return body, nil
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, fmt.Errorf("narrowing container answer: %w", err)
-	}
+	// The answer is edited in place, member by member in the daemon's
+	// order, so that an edited answer looks like any other.
+	edits := memberEdits{}
 	if execs != nil {
-		top["ExecIDs"] = json.RawMessage("null")
+		edits["ExecIDs"] = replaceWith("null")
 	}
 	if redactEnv {
-		if err := rewriteObject(top, "Config", func(cfg map[string]json.RawMessage) {
-			var env []string
-			_ = json.Unmarshal(cfg["Env"], &env)
-			for i, e := range env {
-				name, _, _ := strings.Cut(e, "=")
-				env[i] = name + "=" + RedactedValue
-			}
-			cfg["Env"] = marshalPlain(env)
-		}); err != nil {
-			return nil, err
-		}
+		edits["Config"] = editEach(memberEdits{"Env": redactEnvValues})
 	}
+	network := memberEdits{}
 	if len(hidden) > 0 {
-		err := rewriteObject(top, "NetworkSettings", func(ns map[string]json.RawMessage) {
-			_ = rewriteObject(ns, "Networks", func(nets map[string]json.RawMessage) {
-				for _, n := range hidden {
-					delete(nets, n)
-				}
-			})
-		})
-		if err != nil {
-			return nil, err
+		drop := memberEdits{}
+		for _, n := range hidden {
+			drop[n] = dropMember
 		}
-	}
-	if hcHidden {
-		if err := rewriteObject(top, "HostConfig", p.redactHostConfig); err != nil {
-			return nil, err
-		}
+		network["Networks"] = editEach(drop)
 	}
 	if slices.Contains(hidden, "bridge") {
-		err := rewriteObject(top, "NetworkSettings", func(ns map[string]json.RawMessage) {
-			for key, zero := range legacyEndpoint {
-				if _, ok := ns[key]; ok {
-					ns[key] = zero
-				}
-			}
-		})
-		if err != nil {
-			return nil, err
+		for key, zero := range legacyEndpoint {
+			network[key] = replaceWith(zero)
 		}
+	}
+	if len(network) > 0 {
+		edits["NetworkSettings"] = editEach(network)
+	}
+	if hcHidden {
+		edits["HostConfig"] = editEach(p.hostConfigEdits())
 	}
 	if links {
-		var names []string
-		if err := json.Unmarshal(top["Names"], &names); err != nil {
-			return nil, fmt.Errorf("narrowing Names: %w", err)
-		}
-		top["Names"] = marshalPlain(slices.DeleteFunc(names, func(n string) bool {
-			return len(n) > 1 && strings.IndexByte(n[1:], '/') >= 0
-		}))
+		edits["Names"] = dropLinkNames
 	}
-	out := marshalPlain(top)
-	if bytes.HasSuffix(body, []byte("\n")) {
-		out = append(out, '\n')
+	out, err := editMembers(body, edits)
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
 	return out, nil
 }
@@ -495,26 +468,48 @@ func (p *Policy) networkModeHidden(mode []byte) bool {
 	return p.networks[string(mode)] == nil
 }
 
-// redactHostConfig replaces in a HostConfig what hostConfigHidden found.
-func (p *Policy) redactHostConfig(hc map[string]json.RawMessage) {
-	mode := func(key string) []byte {
-		var s string
-		_ = json.Unmarshal(hc[key], &s)
-		return []byte(s)
-	}
-	if _, ok := hc["NetworkMode"]; ok && p.networkModeHidden(mode("NetworkMode")) {
-		hc["NetworkMode"] = marshalPlain(RedactedValue)
-	}
-	for _, key := range []string{"PidMode", "IpcMode"} {
-		if bytes.HasPrefix(mode(key), []byte("container:")) {
-			hc[key] = marshalPlain(RedactedValue)
+// hostConfigEdits replace in a HostConfig what hostConfigHidden finds.
+func (p *Policy) hostConfigEdits() memberEdits {
+	joins := func(v []byte) ([]byte, error) {
+		if mode, _ := stringBytes(v); bytes.HasPrefix(mode, []byte("container:")) {
+			return marshalPlain(RedactedValue), nil
 		}
+		return v, nil
 	}
-	for _, key := range []string{"Links", "VolumesFrom"} {
-		if _, ok := hc[key]; ok {
-			hc[key] = json.RawMessage("null")
-		}
+	return memberEdits{
+		"NetworkMode": func(v []byte) ([]byte, error) {
+			if mode, _ := stringBytes(v); p.networkModeHidden(mode) || bytes.HasPrefix(mode, []byte("container:")) {
+				return marshalPlain(RedactedValue), nil
+			}
+			return v, nil
+		},
+		"PidMode": joins, "IpcMode": joins,
+		"Links": replaceWith("null"), "VolumesFrom": replaceWith("null"),
 	}
+}
+
+// redactEnvValues replaces the values of an Env list.
+func redactEnvValues(v []byte) ([]byte, error) {
+	var env []string
+	if err := json.Unmarshal(v, &env); err != nil || env == nil {
+		return v, err
+	}
+	for i, e := range env {
+		name, _, _ := strings.Cut(e, "=")
+		env[i] = name + "=" + RedactedValue
+	}
+	return marshalPlain(env), nil
+}
+
+// dropLinkNames removes legacy link names from a list entry's Names.
+func dropLinkNames(v []byte) ([]byte, error) {
+	var names []string
+	if err := json.Unmarshal(v, &names); err != nil {
+		return nil, err
+	}
+	return marshalPlain(slices.DeleteFunc(names, func(n string) bool {
+		return len(n) > 1 && strings.IndexByte(n[1:], '/') >= 0
+	})), nil
 }
 
 // linkNames reports whether a list entry's Names include a legacy link
@@ -540,27 +535,69 @@ func stringBytes(raw []byte) ([]byte, error) {
 
 // legacyEndpoint are the NetworkSettings fields that repeat the container's
 // endpoint on the default bridge network.
-var legacyEndpoint = map[string]json.RawMessage{
-	"EndpointID": json.RawMessage(`""`), "Gateway": json.RawMessage(`""`),
-	"GlobalIPv6Address": json.RawMessage(`""`), "GlobalIPv6PrefixLen": json.RawMessage(`0`),
-	"IPAddress": json.RawMessage(`""`), "IPPrefixLen": json.RawMessage(`0`),
-	"IPv6Gateway": json.RawMessage(`""`), "MacAddress": json.RawMessage(`""`),
+var legacyEndpoint = map[string]string{
+	"EndpointID": `""`, "Gateway": `""`, "GlobalIPv6Address": `""`, "GlobalIPv6PrefixLen": `0`,
+	"IPAddress": `""`, "IPPrefixLen": `0`, "IPv6Gateway": `""`, "MacAddress": `""`,
 }
 
-// rewriteObject lets edit change the object under key of top, if any.
-func rewriteObject(top map[string]json.RawMessage, key string, edit func(map[string]json.RawMessage)) error {
-	raw, ok := top[key]
-	if !ok || string(raw) == "null" {
-		return nil
+// memberEdits maps the keys of a JSON object to how their values change:
+// the function returns the new value, or nil to drop the member.
+type memberEdits map[string]func(v []byte) ([]byte, error)
+
+// editMembers copies the JSON object b member by member, in its order and
+// with its bytes, changing the members that edits name. A null stays null.
+func editMembers(b []byte, edits memberEdits) ([]byte, error) {
+	if jsonNull(b) {
+		return b, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return fmt.Errorf("narrowing %s: %w", key, err)
+	out := make([]byte, 0, len(b))
+	out = append(out, '{')
+	first := true
+	var bad error
+	err := objectMembers(b, func(k jsonKey, v []byte) {
+		if edit := edits[k.String()]; edit != nil && bad == nil {
+			var err error
+			if v, err = edit(v); err != nil {
+				bad = err
+			}
+			if v == nil {
+				return
+			}
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, '"')
+		out = append(out, k.raw...)
+		out = append(out, '"', ':')
+		out = append(out, v...)
+	})
+	if err == nil {
+		err = bad
 	}
-	edit(obj)
-	top[key] = marshalPlain(obj)
-	return nil
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, '}')
+	if bytes.HasSuffix(b, []byte("\n")) {
+		out = append(out, '\n')
+	}
+	return out, nil
 }
+
+// editEach edits an object value with edits.
+func editEach(edits memberEdits) func([]byte) ([]byte, error) {
+	return func(v []byte) ([]byte, error) { return editMembers(v, edits) }
+}
+
+// replaceWith replaces a value with raw JSON.
+func replaceWith(raw string) func([]byte) ([]byte, error) {
+	return func([]byte) ([]byte, error) { return []byte(raw), nil }
+}
+
+// dropMember removes a member.
+func dropMember([]byte) ([]byte, error) { return nil, nil }
 
 // marshalPlain encodes without escaping <, > and &, as the daemon does.
 func marshalPlain(v any) []byte {

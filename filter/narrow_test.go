@@ -298,6 +298,13 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		len(got.NetworkSettings.Networks) != 1 || got.NetworkSettings.Networks["launchdb-internal"] == nil {
 		t.Errorf("got %s, want no exec IDs, redacted env and only launchdb-internal", out)
 	}
+	// The edited answer keeps the daemon's order and bytes everywhere else,
+	// so that it does not stand out from answers with nothing to hide.
+	want := `{"Id":"x","ExecIDs":null,"Config":{"Env":["A=` + RedactedValue + `"]},` +
+		`"NetworkSettings":{"Networks":{"launchdb-internal":{"IPAddress":"1"}}}}`
+	if string(out) != want {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
 	for _, plain := range []string{
 		`{"Id":"x","ExecIDs":null,"NetworkSettings":{"Networks":{"launchdb-internal":{}}}}`,
 		`{"Id":"x","HostConfig":{"NetworkMode":"launchdb-internal"}}`,

@@ -151,12 +151,11 @@ func (p *Policy) narrowNetwork(ctx context.Context, inspect []byte, r Resolver) 
 			delete(members, id)
 		}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(inspect, &top); err != nil {
+	out, err := editMembers(inspect, memberEdits{"Containers": replaceWith(string(marshalPlain(members)))})
+	if err != nil {
 		return nil, fmt.Errorf("narrowing network answer: %w", err)
 	}
-	top["Containers"] = marshalPlain(members)
-	return append(marshalPlain(top), '\n'), nil
+	return out, nil
 }
 
 func (p *Policy) decideNetworkConnect(ctx context.Context, call *Call, body Body, r Resolver) (*Decision, error) {
