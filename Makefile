@@ -8,7 +8,7 @@ BINARIES := bin/proxy bin/manager bin/load
 # <package>/testdata/fuzz/<name>/ (seeds, and any input that once failed, which
 # every go test run replays); what a fuzz run discovers stays in Go's cache.
 FUZZ_TARGETS := filter:FuzzParseTarget filter:FuzzCreateBody filter:FuzzExecBody \
-	filter:FuzzObjectField filter:FuzzArrayElements filter:FuzzReadContainer \
+	filter:FuzzObjectField filter:FuzzArrayElements filter:FuzzReadContainer filter:FuzzNarrowContainer \
 	proxy:FuzzServeConn
 # Per target: FUZZTIME in make test (fuzz-smoke), FUZZ_RUNTIME in make fuzz.
 FUZZTIME ?= 10s

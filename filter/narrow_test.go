@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -382,4 +383,39 @@ func TestImageAnswersNarrowed(t *testing.T) {
 		got.ContainerConfig != nil || len(got.Config.Cmd) != 1 || strings.Contains(string(out), "other/tool") {
 		t.Errorf("got %s, want only the pinned repository's names and no parent or build container", out)
 	}
+}
+
+// FuzzNarrowContainer feeds container answers to narrowing: what comes out
+// is valid JSON, and nothing it should have taken out is left.
+func FuzzNarrowContainer(f *testing.F) {
+	p := mustPolicy(f, "../policy.yaml")
+	if inspect, err := os.ReadFile("testdata/inspect.json"); err == nil {
+		f.Add(inspect)
+	}
+	f.Add([]byte(`{"Id":"x","Names":["/h/a","/b"],"ExecIDs":["e"],"Config":{"Env":["A=s"]},` +
+		`"HostConfig":{"NetworkMode":"container:h","PidMode":"container:h","Links":["/h:/b/a"]},` +
+		`"NetworkSettings":{"IPAddress":"1","Networks":{"bridge":{},"launchdb-internal":{}}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		out, err := p.narrowContainer(b, nil, true)
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("narrowing %q gave invalid JSON %q", b, out)
+		}
+		var got struct {
+			ExecIDs any
+			Config  struct{ Env []string }
+		}
+		if json.Unmarshal(out, &got) == nil {
+			for _, e := range got.Config.Env {
+				if !strings.HasSuffix(e, "="+RedactedValue) {
+					t.Fatalf("narrowing %q left Env %q", b, e)
+				}
+			}
+		}
+	})
 }
