@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -59,6 +60,9 @@ func startDemo(t *testing.T, proxyImage, managerImage string) *demoRun {
 		"-proxy-image", proxyImage, "-manager-image", managerImage,
 		"-standin", dockertest.Standin(t))
 	cmd.Dir = root(t)
+	// A group of its own, so that a test can interrupt it as Ctrl-C does:
+	// the demo and the processes it started (PostgreSQL) all get SIGINT.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
 	d := &demoRun{cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
@@ -87,6 +91,12 @@ func startDemo(t *testing.T, proxyImage, managerImage string) *demoRun {
 		sweepRun(t)
 	})
 	return d
+}
+
+// interrupt sends SIGINT to the demo's process group, as Ctrl-C in a
+// terminal does.
+func (d *demoRun) interrupt() {
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT)
 }
 
 func (d *demoRun) output() string {
@@ -153,7 +163,7 @@ func TestDemo(t *testing.T) {
 				break
 			}
 		}
-		d.cmd.Process.Signal(syscall.SIGINT)
+		d.interrupt()
 		if code := d.wait(t, time.Minute); code != 130 {
 			t.Errorf("exit status after SIGINT: got %d, want 130:\n%s", code, d.output())
 		}
@@ -162,6 +172,29 @@ func TestDemo(t *testing.T) {
 		}
 		assertNothingLeft(t, cli)
 	})
+
+	// Interrupted just after it asked for the spawn, while the manager is
+	// creating the project's container: the container (which carries
+	// LaunchDB's labels only) goes too, and with it what it holds.
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond} {
+		t.Run(fmt.Sprintf("ctrl-c-%s-into-spawn-cleans-up", delay), func(t *testing.T) {
+			d := startDemo(t, proxyImage, managerImage)
+			for line := range d.lines {
+				if strings.Contains(line, "POST /internal/postgrest/spawn") {
+					break
+				}
+			}
+			time.Sleep(delay)
+			d.interrupt()
+			if code := d.wait(t, time.Minute); code != 130 {
+				t.Errorf("exit status after SIGINT: got %d, want 130:\n%s", code, d.output())
+			}
+			if strings.Contains(d.output(), "could not remove everything") {
+				t.Errorf("cleanup failed:\n%s", d.output())
+			}
+			assertNothingLeft(t, cli)
+		})
+	}
 
 	t.Run("refuses-names-it-did-not-create", func(t *testing.T) {
 		dockertest.Network(t, cli, "launchdb-internal")
@@ -205,6 +238,15 @@ func assertNothingLeft(t *testing.T, cli *client.Client) {
 	}
 	if _, err := cli.VolumeInspect(ctx, "launchdb_postgrest-projects"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("volume launchdb_postgrest-projects left behind (%v)", err)
+	}
+	if _, err := cli.NetworkInspect(ctx, "launchdb-internal", network.InspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("network launchdb-internal left behind (%v)", err)
+	}
+	// The demo's projects are proj_demo followed by random characters.
+	projects, _ := cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("name", "^/postgrest-proj_demo"))})
+	for _, c := range projects {
+		t.Errorf("project container %s left behind", c.Names[0])
 	}
 }
 

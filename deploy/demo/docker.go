@@ -98,7 +98,7 @@ func preflight(ctx context.Context, cli *client.Client, p *printer) error {
 	}
 	for _, id := range slices.Sorted(maps.Keys(leftovers)) {
 		p.step("removing what an earlier demo (run %s) left behind", id)
-		if _, err := sweep(ctx, cli, id); err != nil {
+		if _, err := sweep(ctx, cli, id, ""); err != nil {
 			return err
 		}
 	}
@@ -106,8 +106,9 @@ func preflight(ctx context.Context, cli *client.Client, p *printer) error {
 }
 
 // sweep removes every container, network, volume and image labelled with the run ID,
-// in that order, and says what it removed.
-func sweep(ctx context.Context, cli *client.Client, runID string) (string, error) {
+// in that order, and says what it removed. With project set it also removes that
+// project's PostgREST container, which the manager made with LaunchDB's labels only.
+func sweep(ctx context.Context, cli *client.Client, runID, project string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	f := filters.NewArgs(filters.Arg("label", runLabel+"="+runID))
@@ -122,13 +123,35 @@ func sweep(ctx context.Context, cli *client.Client, runID string) (string, error
 		}
 	}
 
-	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-	errs = append(errs, err)
-	for _, c := range cs {
-		errs = append(errs, cli.ContainerRemove(ctx, c.ID,
-			container.RemoveOptions{Force: true, RemoveVolumes: true}))
+	// A spawn the manager was making when the demo was interrupted can
+	// create its container after the first listing; once the manager's own
+	// container is gone nothing creates more, so a second pass finds the rest.
+	containers := 0
+	for pass := 0; pass < 3; pass++ {
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		errs = append(errs, err)
+		if project != "" {
+			ps, err := cli.ContainerList(ctx, container.ListOptions{All: true,
+				Filters: filters.NewArgs(filters.Arg("label", "io.launchdb.project="+project))})
+			errs = append(errs, err)
+			cs = append(cs, ps...)
+		}
+		if len(cs) == 0 {
+			break
+		}
+		for _, c := range cs {
+			// Gone already is fine: the manager undoes a spawn it could not finish.
+			err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			switch {
+			case err == nil:
+				containers++
+			case !cerrdefs.IsNotFound(err):
+				errs = append(errs, err)
+			}
+		}
+		time.Sleep(time.Second)
 	}
-	count(len(cs), "container")
+	count(containers, "container")
 
 	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
 	errs = append(errs, err)

@@ -107,8 +107,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	} else {
 		p.step("interrupted; removing what the demo created")
 	}
-	if cerr := d.cleanup(); cerr != nil && err == nil {
-		err = cerr
+	if cerr := d.cleanup(); cerr != nil {
+		if err == nil {
+			return cerr
+		}
+		// The run's own error (or the interrupt) is what the demo exits
+		// with; what could not be removed is said here.
+		p.step("could not remove everything: %v", cerr)
+		p.detail("the next make demo removes it, or: docker ps -a --filter label=%s=%s",
+			runLabel, d.runID)
 	}
 	return err
 }

@@ -179,7 +179,7 @@ func get(ctx context.Context, url string) (string, error) {
 func (d *demo) cleanup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	summary, err := sweep(ctx, d.cli, d.runID)
+	summary, err := sweep(ctx, d.cli, d.runID, d.project)
 	if d.db != nil && d.db.stop != nil {
 		d.db.stop()
 	}
