@@ -10,26 +10,35 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	os.Exit(exitCode(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// exitCode reports err on stderr and returns the exit status: 0, 2 for a
+// wrong command line, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.Is(err, errUsage):
-		os.Exit(2)
+		if err != errUsage { // errUsage alone was reported where it arose
+			fmt.Fprintln(stderr, "proxy:", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		}
+		return 2
 	default:
-		fmt.Fprintln(os.Stderr, "proxy:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "proxy:", err)
+		return 1
 	}
 }
 
-// errUsage marks a command line that was already reported as wrong.
+// errUsage marks a wrong command line. Alone, it was reported already;
+// wrapped, its message says what is wrong.
 var errUsage = errors.New("usage")
 
 // run dispatches to a subcommand; without one it runs the proxy.

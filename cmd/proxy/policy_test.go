@@ -110,3 +110,18 @@ func TestPolicyMigrate(t *testing.T) {
 		t.Error("an unknown variable was accepted")
 	}
 }
+
+func TestWrongCommandLinesSayWhy(t *testing.T) {
+	for _, args := range [][]string{
+		{"policy", "migrate", "FOO=1"},
+		{"policy", "frobnicate"},
+		{"policy", "check"},
+	} {
+		_, _, err := runCmd(t, nil, args...)
+		var stderr bytes.Buffer
+		if code := exitCode(err, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), "proxy: ") ||
+			len(strings.TrimSpace(stderr.String())) < len("proxy: x") {
+			t.Errorf("%v: got exit %d and %q, want 2 and a message saying what is wrong", args, code, stderr.String())
+		}
+	}
+}
