@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	"go.yaml.in/yaml/v3"
 )
 
 // Policy is a compiled policy.yaml: immutable, safe for concurrent use. A
@@ -71,6 +72,7 @@ func Parse(data []byte) (*Policy, error) {
 	}
 	c := compiler{file: f, pos: d.pos}
 	p := c.compile()
+	c.placeholders(root)
 	if len(c.errors) > 0 {
 		sortProblems(c.errors)
 		return nil, c.errors
@@ -108,6 +110,22 @@ func (c *compiler) warn(pos Pos, format string, args ...any) {
 	c.warnings = append(c.warnings, Problem{
 		Pos: pos, Message: fmt.Sprintf(format, args...), Warning: true,
 	})
+}
+
+// placeholder is what proxy policy migrate writes where the operator must
+// fill in a value of their own.
+const placeholder = "CHANGE-ME"
+
+// placeholders warns of every value still holding the placeholder: such a
+// policy loads, but it pins nothing real.
+func (c *compiler) placeholders(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, placeholder) {
+		c.warn(Pos{Line: n.Line, Column: n.Column}, "%q is a placeholder of policy migrate; "+
+			"put the real value here", clip(n.Value))
+	}
+	for _, child := range n.Content {
+		c.placeholders(child)
+	}
 }
 
 func (c *compiler) compile() *Policy {

@@ -125,3 +125,18 @@ func TestWrongCommandLinesSayWhy(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckWarnsOfMigratePlaceholders(t *testing.T) {
+	migrated, _, err := runCmd(t, nil, "policy", "migrate", "CONTAINERS=1", "POST=1", "EXEC=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "migrated.yaml")
+	if err := os.WriteFile(file, []byte(migrated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, nil, "policy", "check", file)
+	if err != nil || !strings.Contains(out, `warning: "CHANGE-ME/image:tag" is a placeholder of policy migrate`) {
+		t.Errorf("got %v %q, want it to load with a warning for each placeholder", err, out)
+	}
+}
