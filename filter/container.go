@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -427,11 +428,35 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 	return hidden, err
 }
 
-// hostConfigHidden reports whether a container answer's HostConfig names
-// what the client may not see: a NetworkMode naming a network the policy
-// does not name or another container, a PidMode or IpcMode that joins
-// another container, or legacy Links or VolumesFrom, which name other
-// containers.
+// hostConfigRefs are the HostConfig members that can name other objects.
+var hostConfigRefs = []string{"NetworkMode", "PidMode", "IpcMode", "Links", "VolumesFrom"}
+
+// The replacements of hidden values, read-only.
+var (
+	redactedJSON = marshalPlain(RedactedValue)
+	nullJSON     = []byte("null")
+	emptyArray   = []byte("[]")
+	joinPrefix   = []byte("container:")
+)
+
+// hostConfigRef reports whether a HostConfig member names what the client
+// may not see, and what replaces it: a NetworkMode naming a network the
+// policy does not name or another container, a PidMode or IpcMode joining
+// another container ("container:<id>"), legacy Links or VolumesFrom.
+func (p *Policy) hostConfigRef(key string, v []byte) (replacement []byte, hidden bool, err error) {
+	if key == "Links" || key == "VolumesFrom" {
+		return nullJSON, !jsonNull(v) && !bytes.Equal(bytes.TrimSpace(v), emptyArray), nil
+	}
+	mode, err := stringBytes(v)
+	if err != nil {
+		return nil, false, err
+	}
+	hidden = bytes.HasPrefix(mode, joinPrefix) || key == "NetworkMode" && p.networkModeHidden(mode)
+	return redactedJSON, hidden, nil
+}
+
+// hostConfigHidden reports whether a container answer's HostConfig has a
+// member that hostConfigRef hides.
 func (p *Policy) hostConfigHidden(hc []byte) (bool, error) {
 	if len(hc) == 0 || hc[0] != '{' {
 		return false, nil
@@ -439,22 +464,14 @@ func (p *Policy) hostConfigHidden(hc []byte) (bool, error) {
 	hidden := false
 	var bad error
 	err := objectMembers(hc, func(k jsonKey, v []byte) {
-		switch {
-		case k.is("NetworkMode"), k.is("PidMode"), k.is("IpcMode"):
-			mode, err := stringBytes(v)
-			if err != nil {
-				bad = err
+		for _, key := range hostConfigRefs {
+			if k.is(key) {
+				_, h, err := p.hostConfigRef(key, v)
+				hidden, bad = hidden || h, cmp.Or(bad, err)
 			}
-			hidden = hidden || k.is("NetworkMode") && p.networkModeHidden(mode) ||
-				bytes.HasPrefix(mode, []byte("container:"))
-		case k.is("Links"), k.is("VolumesFrom"):
-			hidden = hidden || !jsonNull(v) && !bytes.Equal(bytes.TrimSpace(v), []byte("[]"))
 		}
 	})
-	if err == nil {
-		err = bad
-	}
-	return hidden, err
+	return hidden, cmp.Or(err, bad)
 }
 
 // networkModeHidden reports whether a network mode names a network the
@@ -468,24 +485,19 @@ func (p *Policy) networkModeHidden(mode []byte) bool {
 	return p.networks[string(mode)] == nil
 }
 
-// hostConfigEdits replace in a HostConfig what hostConfigHidden finds.
+// hostConfigEdits replace in a HostConfig what hostConfigRef hides.
 func (p *Policy) hostConfigEdits() memberEdits {
-	joins := func(v []byte) ([]byte, error) {
-		if mode, _ := stringBytes(v); bytes.HasPrefix(mode, []byte("container:")) {
-			return marshalPlain(RedactedValue), nil
-		}
-		return v, nil
-	}
-	return memberEdits{
-		"NetworkMode": func(v []byte) ([]byte, error) {
-			if mode, _ := stringBytes(v); p.networkModeHidden(mode) || bytes.HasPrefix(mode, []byte("container:")) {
-				return marshalPlain(RedactedValue), nil
+	edits := memberEdits{}
+	for _, key := range hostConfigRefs {
+		edits[key] = func(v []byte) ([]byte, error) {
+			replacement, hidden, err := p.hostConfigRef(key, v)
+			if !hidden {
+				return v, err
 			}
-			return v, nil
-		},
-		"PidMode": joins, "IpcMode": joins,
-		"Links": replaceWith("null"), "VolumesFrom": replaceWith("null"),
+			return replacement, err
+		}
 	}
+	return edits
 }
 
 // redactEnvValues replaces the values of an Env list.
@@ -507,20 +519,24 @@ func dropLinkNames(v []byte) ([]byte, error) {
 	if err := json.Unmarshal(v, &names); err != nil {
 		return nil, err
 	}
-	return marshalPlain(slices.DeleteFunc(names, func(n string) bool {
-		return len(n) > 1 && strings.IndexByte(n[1:], '/') >= 0
-	})), nil
+	return marshalPlain(slices.DeleteFunc(names, func(n string) bool { return isLinkName([]byte(n)) })), nil
 }
 
-// linkNames reports whether a list entry's Names include a legacy link
-// name ("/<container>/<alias>"), which names the linking container.
+// linkNames reports whether a list entry's Names include a legacy link name.
 func linkNames(names []byte) bool {
 	found := false
-	_ = arrayElements(names, func(n []byte) error {
-		found = found || len(n) > 2 && bytes.IndexByte(n[2:], '/') >= 0
+	_ = arrayElements(names, func(raw []byte) error {
+		n, _ := stringBytes(raw)
+		found = found || isLinkName(n)
 		return nil
 	})
 	return found
+}
+
+// isLinkName reports whether a container name is a legacy link name
+// ("/<container>/<alias>"), which names the linking container.
+func isLinkName(n []byte) bool {
+	return len(n) > 1 && bytes.IndexByte(n[1:], '/') >= 0
 }
 
 // stringBytes is a raw JSON string's value, without a copy when its bytes
@@ -555,7 +571,11 @@ func editMembers(b []byte, edits memberEdits) ([]byte, error) {
 	first := true
 	var bad error
 	err := objectMembers(b, func(k jsonKey, v []byte) {
-		if edit := edits[k.String()]; edit != nil && bad == nil {
+		edit := edits[string(k.raw)]
+		if k.encoded {
+			edit = edits[k.String()]
+		}
+		if edit != nil && bad == nil {
 			var err error
 			if v, err = edit(v); err != nil {
 				bad = err

@@ -161,13 +161,6 @@ func (f *Fixtures) ExpandCase(c Case) Case {
 func (f *Fixtures) Container(_ context.Context, _, ref string, _ bool) (*Container, error) {
 	c := f.findContainer(ref)
 	if c == nil {
-		if matches := slices.DeleteFunc(slices.Clone(f.Containers), func(c FixtureContainer) bool {
-			return !strings.HasPrefix(c.ID, ref)
-		}); len(matches) > 1 {
-			// As Docker 20.10 answers it.
-			return nil, &LookupError{Status: http.StatusInternalServerError,
-				Message: "Multiple IDs found with provided prefix: " + ref}
-		}
 		return nil, notFound("No such container: %s", ref)
 	}
 	inspect, _ := json.Marshal(map[string]any{
