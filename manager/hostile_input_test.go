@@ -170,7 +170,9 @@ func TestHTTPHostileInput(t *testing.T) {
 				strings.Repeat("b", 2<<20) + "\r\n\r\n", false},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				before := strings.Count(logs.String(), "\n")
+				// A handler whose answer outgrows net/http's buffer is read by the client
+				// before its log line is written: wait for the lines of the routed requests.
+				before := waitRequestLines(t, logs, routed)
 				c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 				if err != nil {
 					t.Fatal(err)
@@ -192,7 +194,7 @@ func TestHTTPHostileInput(t *testing.T) {
 					t.Errorf("got %d %q, want net/http's 4xx closing the connection",
 						resp.StatusCode, data)
 				}
-				if after := strings.Count(logs.String(), "\n"); after != before {
+				if after := requestLines(logs); after != before {
 					t.Errorf("a request net/http refused reached the routes: %d log lines",
 						after-before)
 				}
@@ -200,6 +202,7 @@ func TestHTTPHostileInput(t *testing.T) {
 		}
 	})
 
+	srv.Close() // waits for every handler, so every log line is written
 	if n := h.docker.count("create"); n != 0 {
 		t.Errorf("containers created: %d, want 0", n)
 	}
@@ -235,6 +238,25 @@ func TestHTTPHostileInput(t *testing.T) {
 			t.Errorf("the log contains the secret %q", secret)
 		}
 	}
+}
+
+// requestLines counts the request log lines written so far.
+func requestLines(logs *lockedLog) int {
+	return strings.Count(logs.String(), `"msg":"request"`)
+}
+
+// waitRequestLines waits until the log holds n request lines and returns how many it holds.
+func waitRequestLines(t *testing.T, logs *lockedLog, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for requestLines(logs) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := requestLines(logs)
+	if got < n {
+		t.Fatalf("request log lines: %d after 10 s, want %d", got, n)
+	}
+	return got
 }
 
 // wantJSON4xx checks an answer from the routes: a 4xx with a JSON error body, and no
