@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/launchdb/sockpin/filter"
 )
 
 // wantsUpgrade reports whether the client asked to switch protocols.
@@ -26,8 +28,9 @@ func wantsUpgrade(r *http.Request) bool {
 
 // hijack sends a request that may switch protocols over a connection of its
 // own. Only when the daemon answers 101 do both sides become a raw two-way
-// stream; any other answer is relayed as an ordinary response.
-func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request) (int, error) {
+// stream; any other answer is relayed as an ordinary response, an error
+// without the IDs of other objects.
+func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Request, d *filter.Decision) (int, error) {
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", "tcp")
 	up, err := h.up.Dial(ctx)
@@ -54,6 +57,9 @@ func (h *Handler) hijack(w http.ResponseWriter, ctx context.Context, out *Reques
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer up.Close()
 		defer resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return h.daemonError(w, resp, d)
+		}
 		copyHeader(w.Header(), resp.Header)
 		w.WriteHeader(resp.StatusCode)
 		return resp.StatusCode, relayBody(w, resp)

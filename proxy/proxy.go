@@ -231,7 +231,7 @@ func (h *Handler) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	if d.Hijack && wantsUpgrade(r) {
-		return h.hijack(w, ctx, out)
+		return h.hijack(w, ctx, out, d)
 	}
 	if d.Stream {
 		// A client that hangs up on a quiet stream ends it upstream too.

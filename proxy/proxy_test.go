@@ -24,6 +24,8 @@ const (
 	helperID  = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 	otherID   = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 	execID    = "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+	// failExecID is an exec of the helper whose start the daemon refuses.
+	failExecID = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 )
 
 // fakeDaemon is a small Engine API on a real listener: it knows three
@@ -95,6 +97,12 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			fmt.Fprintf(w, `{"ID":%q,"ContainerID":%q,"Running":false}`, execID, helperID)
 		case path == "/exec/"+execID+"/start":
 			upgrade(w, r)
+		case path == "/exec/"+failExecID+"/json":
+			fmt.Fprintf(w, `{"ID":%q,"ContainerID":%q,"Running":false}`, failExecID, helperID)
+		case path == "/exec/"+failExecID+"/start":
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, `{"message":"container %s cannot join the namespaces of %s: not running"}`+"\n",
+				helperID, otherID)
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
@@ -320,6 +328,37 @@ func TestExecStartSwitchesProtocols(t *testing.T) {
 	rest, _ := io.ReadAll(br)
 	if string(rest) != "exec output\n" {
 		t.Errorf("got stream %q, want the exec output", rest)
+	}
+}
+
+// TestExecStartRefusalNamesNoOtherContainer: when the daemon answers an
+// exec start with an error instead of 101, the client gets it without the
+// IDs of containers it may not see.
+func TestExecStartRefusalNamesNoOtherContainer(t *testing.T) {
+	f := newFakeDaemon(t)
+	h := newTestHandler(t, f, nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"Detach":false,"Tty":false}`
+	fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", failExecID, len(body), body)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	got := string(data)
+	if resp.StatusCode != http.StatusConflict || strings.Contains(got, otherID[:12]) ||
+		!strings.Contains(got, helperID) || !strings.Contains(got, filter.RedactedValue) ||
+		resp.ContentLength != int64(len(data)) {
+		t.Errorf("got %d %q, want the daemon's 409 naming the helper but not the other container",
+			resp.StatusCode, got)
 	}
 }
 
