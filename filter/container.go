@@ -366,7 +366,16 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
 	links := linkNames(f.names)
-	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !hcHidden && !links {
+	joined, err := joinsNetworkOf(f.hostConfig)
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
+	}
+	linked, err := endpointsWithLinks(f.networkSettings, hidden)
+	if err != nil {
+		return nil, fmt.Errorf("narrowing container answer: %w", err)
+	}
+	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !hcHidden && !links &&
+		!joined && len(linked) == 0 {
 		return body, nil
 	}
 	// The answer is edited in place, member by member in the daemon's
@@ -375,16 +384,33 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 	if execs != nil {
 		edits["ExecIDs"] = replaceWith("null")
 	}
+	config := memberEdits{}
 	if redactEnv {
-		edits["Config"] = editEach(memberEdits{"Env": redactEnvValues})
+		config["Env"] = redactEnvValues
+	}
+	if joined {
+		// A container that joins another's network namespace takes its
+		// hostname and its resolv.conf, hostname and hosts files, whose
+		// paths hold that container's ID.
+		for _, key := range joinedNamespaceRefs {
+			edits[key] = redactString
+		}
+		config["Hostname"], config["Domainname"] = redactString, redactString
+	}
+	if len(config) > 0 {
+		edits["Config"] = editEach(config)
 	}
 	network := memberEdits{}
-	if len(hidden) > 0 {
-		drop := memberEdits{}
+	if len(hidden) > 0 || len(linked) > 0 {
+		endpoints := memberEdits{}
 		for _, n := range hidden {
-			drop[n] = dropMember
+			endpoints[n] = dropMember
 		}
-		network["Networks"] = editEach(drop)
+		// Legacy links of an endpoint name the linked containers.
+		for _, n := range linked {
+			endpoints[n] = editEach(memberEdits{"Links": replaceWith("null")})
+		}
+		network["Networks"] = editEach(endpoints)
 	}
 	if slices.Contains(hidden, "bridge") {
 		for key, zero := range legacyEndpoint {
@@ -429,7 +455,66 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 }
 
 // hostConfigRefs are the HostConfig members that can name other objects.
-var hostConfigRefs = []string{"NetworkMode", "PidMode", "IpcMode", "Links", "VolumesFrom"}
+var hostConfigRefs = []string{"NetworkMode", "PidMode", "IpcMode", "Cgroup", "Links", "VolumesFrom"}
+
+// joinedNamespaceRefs are the top-level members of a container answer that
+// come from the container whose network namespace it joins.
+var joinedNamespaceRefs = []string{"ResolvConfPath", "HostnamePath", "HostsPath"}
+
+// joinsNetworkOf reports whether a HostConfig joins another container's
+// network namespace ("container:<id>").
+func joinsNetworkOf(hc []byte) (bool, error) {
+	if len(hc) == 0 || hc[0] != '{' {
+		return false, nil
+	}
+	v, err := objectField(hc, "NetworkMode")
+	if err != nil || len(v) == 0 || v[0] != '"' {
+		return false, err
+	}
+	mode, err := stringBytes(v)
+	return bytes.HasPrefix(mode, joinPrefix), err
+}
+
+// endpointsWithLinks lists the endpoints of a container answer's
+// NetworkSettings, other than the hidden ones, that hold legacy links.
+func endpointsWithLinks(ns []byte, hidden []string) ([]string, error) {
+	if len(ns) == 0 || ns[0] != '{' {
+		return nil, nil
+	}
+	nets, err := objectField(ns, "Networks")
+	if err != nil || len(nets) == 0 || nets[0] != '{' {
+		return nil, err
+	}
+	var linked []string
+	var bad error
+	err = objectMembers(nets, func(k jsonKey, v []byte) {
+		name := k.String()
+		if slices.Contains(hidden, name) || len(v) == 0 || v[0] != '{' {
+			return
+		}
+		links, err := objectField(v, "Links")
+		if err != nil {
+			bad = cmp.Or(bad, err)
+			return
+		}
+		if len(links) > 0 && !jsonNull(links) && !bytes.Equal(bytes.TrimSpace(links), emptyArray) {
+			linked = append(linked, name)
+		}
+	})
+	return linked, cmp.Or(err, bad)
+}
+
+// redactString replaces a string value that is not empty; other values
+// stay as they are.
+func redactString(v []byte) ([]byte, error) {
+	if len(v) == 0 || v[0] != '"' {
+		return v, nil
+	}
+	if s, err := stringBytes(v); err != nil || len(s) == 0 {
+		return v, err
+	}
+	return redactedJSON, nil
+}
 
 // The replacements of hidden values, read-only.
 var (

@@ -311,6 +311,8 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		`{"Id":"x","HostConfig":{"NetworkMode":"launchdb-internal"}}`,
 		`{"Id":"x","HostConfig":{"NetworkMode":"host"}}`,
 		`{"Id":"x","HostConfig":{"NetworkMode":"default"}}`,
+		`{"Id":"x","HostsPath":"/h/x/hosts","Config":{"Hostname":"x"},"HostConfig":{"NetworkMode":` +
+			`"launchdb-internal","Cgroup":""},"NetworkSettings":{"Networks":{"launchdb-internal":{"Links":null}}}}`,
 	} {
 		if out, _ := p.narrowContainer([]byte(plain), nil, false); string(out) != plain {
 			t.Errorf("an answer with nothing to hide was rewritten: %s", out)
@@ -345,6 +347,30 @@ func TestContainerAnswersNarrowed(t *testing.T) {
 		ns.IPAddress != "" || ns.Gateway != "" || ns.IPPrefixLen != 0 || len(ns.Networks) != 0 ||
 		strings.Contains(string(out), "hidden") || strings.Contains(string(out), "5e97aa") {
 		t.Errorf("got %s, want every reference to hidden objects gone", out)
+	}
+	// A container that joins another's network namespace takes its
+	// hostname and the paths of its files; a cgroup can be another's too;
+	// an endpoint's legacy links name the linked containers.
+	hiddenID := strings.Repeat("5e97aa", 10) + "5e97"
+	body = `{"Id":"x","ResolvConfPath":"/var/lib/docker/containers/` + hiddenID + `/resolv.conf",` +
+		`"HostnamePath":"/var/lib/docker/containers/` + hiddenID + `/hostname","HostsPath":` +
+		`"/var/lib/docker/containers/` + hiddenID + `/hosts","Config":{"Hostname":"5e97aa5e97aa",` +
+		`"Domainname":"","Env":null},"HostConfig":{"NetworkMode":"container:` + hiddenID + `",` +
+		`"Cgroup":"container:` + hiddenID + `"},"NetworkSettings":{"Networks":{}}}`
+	out, err = p.narrowContainer([]byte(body), nil, false)
+	r := `"` + RedactedValue + `"`
+	want = `{"Id":"x","ResolvConfPath":` + r + `,"HostnamePath":` + r + `,"HostsPath":` + r +
+		`,"Config":{"Hostname":` + r + `,"Domainname":"","Env":null},"HostConfig":{"NetworkMode":` + r +
+		`,"Cgroup":` + r + `},"NetworkSettings":{"Networks":{}}}`
+	if err != nil || string(out) != want {
+		t.Errorf("joined namespaces: got  %s (%v)\nwant %s", out, err, want)
+	}
+	body = `{"Id":"x","NetworkSettings":{"Networks":{"launchdb-internal":{"Links":["hidden-db:db"],` +
+		`"Aliases":["a"]},"platform-private":{"Links":["hidden-db:db"]}}}}`
+	out, err = p.narrowContainer([]byte(body), nil, false)
+	want = `{"Id":"x","NetworkSettings":{"Networks":{"launchdb-internal":{"Links":null,"Aliases":["a"]}}}}`
+	if err != nil || string(out) != want {
+		t.Errorf("endpoint links: got  %s (%v)\nwant %s", out, err, want)
 	}
 	// A network mode naming a network or container the client may not see
 	// is redacted, in inspect answers and list entries alike.
