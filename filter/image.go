@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -53,39 +52,38 @@ func (p *Policy) decideImage(call *Call) (*Decision, error) {
 // narrowImage removes from an image's inspect answer or list entry what
 // names other images or containers: tags and digests of repositories the
 // policy does not pin (another name for the same image), the parent image,
-// and the container and its configuration that built it.
+// and the container that built or committed it, with its configuration
+// and, in the image's own configuration, its hostname and image. The
+// answer is edited member by member in the daemon's order.
 func (p *Policy) narrowImage(body []byte) ([]byte, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	blank := replaceWith(`""`)
+	out, err := editMembers(body, memberEdits{
+		"RepoTags": keepStrings(func(t string) bool {
+			n, err := normalizeImage(t)
+			return err == nil && p.inspect[n]
+		}),
+		"RepoDigests":     keepStrings(p.pinnedRepository),
+		"Parent":          blank,
+		"ParentId":        blank,
+		"Container":       blank,
+		"ContainerConfig": replaceWith("null"),
+		"Config":          editEach(memberEdits{"Image": blank, "Hostname": blank}),
+	})
+	if err != nil {
 		return nil, fmt.Errorf("narrowing image answer: %w", err)
 	}
-	var tags, digests []string
-	_ = json.Unmarshal(top["RepoTags"], &tags)
-	_ = json.Unmarshal(top["RepoDigests"], &digests)
-	if _, ok := top["RepoTags"]; ok {
-		top["RepoTags"] = marshalPlain(slices.DeleteFunc(tags, func(t string) bool {
-			n, err := normalizeImage(t)
-			return err != nil || !p.inspect[n]
-		}))
-	}
-	if _, ok := top["RepoDigests"]; ok {
-		top["RepoDigests"] = marshalPlain(slices.DeleteFunc(digests, func(d string) bool {
-			return !p.pinnedRepository(d)
-		}))
-	}
-	for _, key := range []string{"Parent", "ParentId", "Container"} {
-		if _, ok := top[key]; ok {
-			top[key] = json.RawMessage(`""`)
-		}
-	}
-	if _, ok := top["ContainerConfig"]; ok {
-		top["ContainerConfig"] = json.RawMessage("null")
-	}
-	out := marshalPlain(top)
-	if bytes.HasSuffix(body, []byte("\n")) {
-		out = append(out, '\n')
-	}
 	return out, nil
+}
+
+// keepStrings edits a list of strings down to those keep accepts.
+func keepStrings(keep func(string) bool) func([]byte) ([]byte, error) {
+	return func(v []byte) ([]byte, error) {
+		var list []string
+		if err := json.Unmarshal(v, &list); err != nil || list == nil {
+			return v, err
+		}
+		return marshalPlain(slices.DeleteFunc(list, func(s string) bool { return !keep(s) })), nil
+	}
 }
 
 // pinnedRepository reports whether ref names a repository of an image the

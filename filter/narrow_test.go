@@ -393,21 +393,31 @@ func TestImageAnswersNarrowed(t *testing.T) {
 	body := `{"Id":"sha256:` + strings.Repeat("a", 64) + `","RepoTags":["launchdb/postgrest:v1","other/tool:1"],` +
 		`"RepoDigests":["launchdb/postgrest@sha256:` + strings.Repeat("b", 64) + `","other/tool@sha256:` +
 		strings.Repeat("c", 64) + `"],"Parent":"sha256:` + strings.Repeat("d", 64) + `","Container":"` +
-		strings.Repeat("e", 64) + `","ContainerConfig":{"Hostname":"eeeeeeeeeeee"},"Config":{"Cmd":["/app"]}}`
+		strings.Repeat("e", 64) + `","ContainerConfig":{"Hostname":"eeeeeeeeeeee"},"Config":{"Hostname":` +
+		`"eeeeeeeeeeee","Image":"hidden/tool:1","Cmd":["/app"]}}`
 	out, err := d.Narrow([]byte(body))
 	var got struct {
 		RepoTags, RepoDigests []string
 		Parent, Container     string
 		ContainerConfig       map[string]any
-		Config                struct{ Cmd []string }
+		Config                struct {
+			Hostname, Image string
+			Cmd             []string
+		}
 	}
 	if err != nil || json.Unmarshal(out, &got) != nil {
 		t.Fatalf("got %s, %v", out, err)
 	}
 	if strings.Join(got.RepoTags, ",") != "launchdb/postgrest:v1" || len(got.RepoDigests) != 1 ||
 		!strings.HasPrefix(got.RepoDigests[0], "launchdb/postgrest@") || got.Parent != "" || got.Container != "" ||
-		got.ContainerConfig != nil || len(got.Config.Cmd) != 1 || strings.Contains(string(out), "other/tool") {
+		got.ContainerConfig != nil || len(got.Config.Cmd) != 1 || got.Config.Hostname != "" ||
+		got.Config.Image != "" || strings.Contains(string(out), "other/tool") ||
+		strings.Contains(string(out), "hidden") || strings.Contains(string(out), "eeeeeeeeeeee") {
 		t.Errorf("got %s, want only the pinned repository's names and no parent or build container", out)
+	}
+	// The answer keeps the daemon's order.
+	if !strings.HasPrefix(string(out), `{"Id":"sha256:`) {
+		t.Errorf("got %s, want the daemon's order of members", out)
 	}
 }
 
