@@ -36,10 +36,9 @@ type Options struct {
 	MaxAnswerBytes int64
 	// CacheEntries bounds the container label cache. Default 4096.
 	CacheEntries int
-	// BodyBudget bounds the request bytes held in memory at once across
-	// all requests (each body counts at its Content-Length, or at
-	// MaxBodyBytes when it has none); a request beyond it gets 503. Default
-	// 64 MiB.
+	// BodyBudget bounds the request body bytes held in memory at once
+	// across all requests, counted as they arrive; a request whose body
+	// goes beyond it gets 503. Default 64 MiB.
 	BodyBudget int64
 }
 
@@ -113,17 +112,14 @@ func (h *Handler) Generation() int64 { return h.gen.Load() }
 // ServeHTTP decides one request and answers it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if n := h.bodySize(r); n > 0 {
-		// Many slow large bodies at once must not run the proxy out of
-		// memory.
-		if !h.bodies.TryAcquire(n) {
-			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusServiceUnavailable, "sockpin: too many request bodies in flight; try again")
-			h.audit(r, &filter.Decision{Op: filter.OpUnknown, Status: http.StatusServiceUnavailable,
-				Rule: filter.RuleSize, Reason: "body budget exhausted"}, start, nil)
-			return
-		}
-		defer h.bodies.Release(n)
+	var budget *budgetReader
+	if r.Body != nil && r.Body != http.NoBody {
+		// Many large bodies at once must not run the proxy out of memory.
+		// Each is charged for the bytes that arrived, so that clients who
+		// announce a large body and send nothing hold nothing.
+		budget = &budgetReader{ReadCloser: r.Body, sem: h.bodies}
+		r.Body = budget
+		defer budget.release()
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(start.Add(h.opts.BodyTimeout))
@@ -133,6 +129,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	d, err := h.policy.Load().DecideHTTP(ctx, r, h.opts.MaxBodyBytes, h.res)
 	_ = rc.SetReadDeadline(time.Time{})
+	if budget != nil && budget.exhausted {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusServiceUnavailable, "sockpin: too many request bodies in flight; try again")
+		h.audit(r, &filter.Decision{Op: filter.OpUnknown, Status: http.StatusServiceUnavailable,
+			Rule: filter.RuleSize, Reason: "body budget exhausted"}, start, nil)
+		return
+	}
 	if err != nil {
 		h.metrics.upstreamErrors.Inc()
 		var re *filter.ResolveError
@@ -183,16 +186,36 @@ type cutError struct{ err error }
 func (e *cutError) Error() string { return "answer cut off: " + e.err.Error() }
 func (e *cutError) Unwrap() error { return e.err }
 
-// bodySize is what a request's body may hold in memory: its length, at
-// most the body limit.
-func (h *Handler) bodySize(r *http.Request) int64 {
-	switch {
-	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
-		return 0
-	case r.ContentLength < 0 || r.ContentLength > h.opts.MaxBodyBytes:
-		return h.opts.MaxBodyBytes + 1
+// budgetReader takes from the body budget what each read of a request
+// body brings, and gives it all back on release. A read past the budget
+// fails and marks the request exhausted. After release, reads (the server
+// draining what the handler left) take nothing.
+type budgetReader struct {
+	io.ReadCloser
+	sem       *semaphore.Weighted
+	held      int64
+	released  bool
+	exhausted bool
+}
+
+var errBodyBudget = errors.New("body budget exhausted")
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 && !b.released {
+		if !b.sem.TryAcquire(int64(n)) {
+			b.exhausted = true
+			return 0, errBodyBudget
+		}
+		b.held += int64(n)
 	}
-	return r.ContentLength
+	return n, err
+}
+
+func (b *budgetReader) release() {
+	b.released = true
+	b.sem.Release(b.held)
+	b.held = 0
 }
 
 // writeError answers in Docker's error shape, which the docker CLI prints.

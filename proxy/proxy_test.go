@@ -362,8 +362,10 @@ func TestExecStartRefusalNamesNoOtherContainer(t *testing.T) {
 	}
 }
 
-// TestBodyBudget holds one request's body open and shows that a second
-// body that would pass the budget is refused with 503 before it is read.
+// TestBodyBudget holds one request's body open and shows that the budget
+// counts the bytes that arrived, not those announced: a body that would
+// pass the budget is refused with 503 before it is read on, and the budget
+// comes back when the first request ends.
 func TestBodyBudget(t *testing.T) {
 	f := newFakeDaemon(t)
 	p, err := filter.Load("../policy.yaml")
@@ -372,28 +374,42 @@ func TestBodyBudget(t *testing.T) {
 	}
 	addr := Address{Network: "tcp", Addr: strings.TrimPrefix(f.srv.URL, "http://")}
 	h := New(p, NewUpstream(addr, time.Second), nil, nil, Options{BodyBudget: 100})
+	post := func(body string) int {
+		r := httptest.NewRequest("POST", "/containers/create?name=y", strings.NewReader(body))
+		r.RequestURI = r.URL.RequestURI()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	// The first body announces a megabyte and sends 60 bytes, then waits.
 	pr, pw := io.Pipe()
 	first := httptest.NewRequest("POST", "/containers/create?name=x", pr)
-	first.RequestURI, first.ContentLength = first.URL.RequestURI(), 60
+	first.RequestURI, first.ContentLength = first.URL.RequestURI(), 1<<20
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		h.ServeHTTP(httptest.NewRecorder(), first)
 	}()
-	pw.Write([]byte(`{"Image":`)) // the first body is being read
-	time.Sleep(50 * time.Millisecond)
-	second := httptest.NewRequest("POST", "/containers/create?name=y", strings.NewReader(strings.Repeat(" ", 60)))
-	second.RequestURI = second.URL.RequestURI()
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, second)
-	if w.Code != http.StatusServiceUnavailable {
-		t.Errorf("second body: got %d, want 503 while the first holds the budget", w.Code)
+	go pw.Write([]byte(strings.Repeat(" ", 60)))
+	for deadline := time.Now().Add(5 * time.Second); h.bodies.TryAcquire(41); {
+		h.bodies.Release(41)
+		if time.Now().After(deadline) {
+			t.Fatal("the first body's 60 bytes were not charged")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if code := post(strings.Repeat(" ", 30) + "{}"); code == http.StatusServiceUnavailable {
+		t.Errorf("a 32-byte body: got 503, want it read (60 of 100 bytes held, whatever was announced)")
+	}
+	if code := post(strings.Repeat(" ", 60) + "{}"); code != http.StatusServiceUnavailable {
+		t.Errorf("a 62-byte body: got %d, want 503 while the first holds 60 of 100 bytes", code)
 	}
 	pw.Close()
 	<-done
-	w = httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", "/_ping", nil))
-	if w.Code != http.StatusOK {
-		t.Errorf("a request without a body: got %d, want 200", w.Code)
+	if code := post(strings.Repeat(" ", 60) + "{}"); code == http.StatusServiceUnavailable {
+		t.Errorf("a 62-byte body after the first ended: got 503, want the budget back")
+	}
+	if !h.bodies.TryAcquire(100) {
+		t.Error("budget still held after every request ended")
 	}
 }

@@ -102,7 +102,7 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 	metrics := fs.String("metrics-listen", e.str("SOCKPIN_METRICS_LISTEN", "tcp://127.0.0.1:9102"), "`ADDR` serving /metrics, /healthz and /readyz [SOCKPIN_METRICS_LISTEN]")
 	maxBody := fs.Int64("max-body-bytes", e.int("SOCKPIN_MAX_BODY_BYTES", 1<<20), "largest request body; larger is refused with 413 [SOCKPIN_MAX_BODY_BYTES]")
 	maxConns := fs.Int64("max-connections", e.int("SOCKPIN_MAX_CONNECTIONS", 4096), "client connections served at once; more wait to be accepted [SOCKPIN_MAX_CONNECTIONS]")
-	bodyBudget := fs.Int64("body-budget-bytes", e.int("SOCKPIN_BODY_BUDGET_BYTES", 64<<20), "request body bytes held at once across all requests; a request beyond it gets 503 [SOCKPIN_BODY_BUDGET_BYTES]")
+	bodyBudget := fs.Int64("body-budget-bytes", e.int("SOCKPIN_BODY_BUDGET_BYTES", 64<<20), "request body bytes held at once across all requests, counted as they arrive; a request beyond it gets 503 [SOCKPIN_BODY_BUDGET_BYTES]")
 	maxHeader := fs.Int64("max-header-bytes", e.int("SOCKPIN_MAX_HEADER_BYTES", 64<<10), "largest request header section; larger is refused with 431 [SOCKPIN_MAX_HEADER_BYTES]")
 	headerTimeout := fs.Duration("read-header-timeout", e.dur("SOCKPIN_READ_HEADER_TIMEOUT", 10*time.Second), "time a client has to send its headers [SOCKPIN_READ_HEADER_TIMEOUT]")
 	bodyTimeout := fs.Duration("body-timeout", e.dur("SOCKPIN_BODY_TIMEOUT", 30*time.Second), "time a client has to send its body [SOCKPIN_BODY_TIMEOUT]")
