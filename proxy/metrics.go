@@ -56,5 +56,9 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.requests, m.duration, m.upstreamErrors, m.hijacked,
 		m.policyInfo, m.reloads, m.generation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Both results are series from the start, so that an alert on failed
+	// reloads has something to watch before the first reload.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
 	return m
 }

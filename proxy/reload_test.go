@@ -96,6 +96,12 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	for _, result := range []string{"ok", "failed"} {
+		name := `sockpin_policy_reloads_total{result="` + result + `"}`
+		if got := metric(t, px.MetricsURL, name); got != "0" {
+			t.Errorf("%s before any reload: got %q, want 0", name, got)
+		}
+	}
 	time.Sleep(700 * time.Millisecond)
 	tighter := strings.Replace(string(orig), "system: [ping, version]", "system: [ping]", 1)
 	if err := os.WriteFile(file, []byte(tighter), 0o600); err != nil {
