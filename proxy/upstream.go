@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,9 @@ func (a Address) String() string {
 
 // ParseAddress reads tcp://host:port or unix:///path.
 func ParseAddress(s string) (Address, error) {
+	if !strings.Contains(s, "://") {
+		return Address{}, fmt.Errorf("address %q: want tcp://host:port or unix:///absolute/path", s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Address{}, fmt.Errorf("address %q: %w", s, err)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/launchdb/sockpin/internal/cli"
 )
 
 // runHealth asks the manager listening on this machine for GET /health and fails unless
@@ -16,10 +18,9 @@ import (
 // port is PORT from the environment the manager itself reads (default 9000), so the check
 // follows the same setting.
 func runHealth(ctx context.Context, args []string, getenv func(string) string,
-	stderr io.Writer,
+	stdout, stderr io.Writer,
 ) error {
 	fs := flag.NewFlagSet("manager health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	def := 9000
 	if p := getenv("PORT"); p != "" {
 		n, err := strconv.Atoi(p)
@@ -30,7 +31,7 @@ func runHealth(ctx context.Context, args []string, getenv func(string) string,
 	}
 	port := fs.Int("port", def, "the manager's `PORT` [PORT]")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -63,7 +63,7 @@ func TestHealth(t *testing.T) {
 			var out bytes.Buffer
 			env := func(k string) string { return map[string]string{"PORT": tt.port}[k] }
 			args := append([]string{"health"}, tt.args...)
-			err := run(context.Background(), args, env, &out)
+			err := run(context.Background(), args, env, &out, &out)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got error %v, want success", err)

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/launchdb/sockpin/internal/cli"
 	"github.com/launchdb/sockpin/manager"
 )
 
@@ -23,14 +24,13 @@ const reconcileTimeout = 60 * time.Second
 // run parses args, reads the configuration through getenv, reconciles, and serves until
 // ctx ends; then it stops accepting requests and lets in-flight operations finish for up
 // to SHUTDOWN_TIMEOUT. Args starting with "health" run the health check instead.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "health" {
-		return runHealth(ctx, args[1:], getenv, stderr)
+		return runHealth(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { usage(stderr) }
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() { usage(fs.Output()) }
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

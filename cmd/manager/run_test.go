@@ -20,10 +20,10 @@ import (
 const testMasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 func TestRunHelpListsEnvironment(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"-help"}, func(string) string { return "" }, &out)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("error: got %v, want flag.ErrHelp", err)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-help"}, func(string) string { return "" }, &out, &errOut)
+	if !errors.Is(err, flag.ErrHelp) || errOut.Len() != 0 {
+		t.Fatalf("error: got %v and stderr %q, want flag.ErrHelp and the help on stdout", err, errOut.String())
 	}
 	for _, want := range []string{"PORT", "9000", "INTERNAL_API_KEY", "(required)", "DOCKER_HOST",
 		"tcp://docker-socket-proxy:2375", "SPAWN_READY_TIMEOUT", "20s", "SHUTDOWN_TIMEOUT", "30s"} {
@@ -34,7 +34,7 @@ func TestRunHelpListsEnvironment(t *testing.T) {
 }
 
 func TestRunFailsFastListingMissingVariables(t *testing.T) {
-	err := run(context.Background(), nil, func(string) string { return "" }, io.Discard)
+	err := run(context.Background(), nil, func(string) string { return "" }, io.Discard, io.Discard)
 	want := "missing required environment variables: INTERNAL_API_KEY, PLATFORM_DB_DSN, LAUNCHDB_MASTER_KEY"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error: got %v, want it to contain %q", err, want)
@@ -96,7 +96,7 @@ func TestRunShutdownLetsInFlightSpawnFinish(t *testing.T) {
 	defer cancel()
 	var logs syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &logs) }()
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &logs, &logs) }()
 
 	base := "http://127.0.0.1:" + env["PORT"]
 	waitListening(t, base+"/health")

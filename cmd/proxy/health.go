@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/launchdb/sockpin/internal/cli"
 	"github.com/launchdb/sockpin/proxy"
 )
 
@@ -17,10 +18,9 @@ import (
 func runHealth(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	e := &env{getenv: getenv}
 	fs := flag.NewFlagSet("proxy health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addr := fs.String("metrics-listen", e.str("SOCKPIN_METRICS_LISTEN", "tcp://127.0.0.1:9102"), "the proxy's metrics `ADDR` [SOCKPIN_METRICS_LISTEN]")
 	ready := fs.Bool("ready", false, "ask /readyz (is the daemon answering?) instead of /healthz")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	a, err := proxy.ParseAddress(*addr)

@@ -51,5 +51,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runHealth(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
-	return runProxy(ctx, args, getenv, stderr)
+	return runProxy(ctx, args, getenv, stdout, stderr)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/launchdb/sockpin/filter"
+	"github.com/launchdb/sockpin/internal/cli"
 )
 
 const policyUsage = `Usage: proxy policy COMMAND ...
@@ -47,25 +48,30 @@ func runPolicy(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // policyFlags parses a subcommand's flags and requires n arguments.
-func policyFlags(name string, args []string, n int, stderr io.Writer, define func(*flag.FlagSet)) (*flag.FlagSet, error) {
+func policyFlags(name string, args []string, n int, stdout, stderr io.Writer, define func(*flag.FlagSet)) (*flag.FlagSet, error) {
 	fs := flag.NewFlagSet("proxy policy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), policyUsage) }
 	if define != nil {
 		define(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return nil, err
 	}
 	if fs.NArg() != n {
 		fs.Usage()
+		for _, a := range fs.Args() {
+			if strings.HasPrefix(a, "-") {
+				return nil, fmt.Errorf("%w: policy %s: flags go before the arguments, and %q came after",
+					errUsage, name, a)
+			}
+		}
 		return nil, fmt.Errorf("%w: policy %s takes %d argument(s)", errUsage, name, n)
 	}
 	return fs, nil
 }
 
 func policyCheck(args []string, stdout, stderr io.Writer) error {
-	fs, err := policyFlags("check", args, 1, stderr, nil)
+	fs, err := policyFlags("check", args, 1, stdout, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 
 func policyExplain(args []string, stdout, stderr io.Writer) error {
 	var markdown *bool
-	fs, err := policyFlags("explain", args, 1, stderr, func(fs *flag.FlagSet) {
+	fs, err := policyFlags("explain", args, 1, stdout, stderr, func(fs *flag.FlagSet) {
 		markdown = fs.Bool("markdown", false, "write Markdown, for a review document")
 	})
 	if err != nil {
@@ -107,7 +113,7 @@ func policyExplain(args []string, stdout, stderr io.Writer) error {
 func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var fixtures *string
 	var maxBody, maxHeader *int64
-	fs, err := policyFlags("test", args, 2, stderr, func(fs *flag.FlagSet) {
+	fs, err := policyFlags("test", args, 2, stdout, stderr, func(fs *flag.FlagSet) {
 		fixtures = fs.String("fixtures", "", "YAML `FILE` of containers, execs, networks and images "+
 			"standing in for the daemon (default: the red-team corpus fixtures)")
 		maxBody = fs.Int64("max-body-bytes", 1<<20, "the proxy's body limit")

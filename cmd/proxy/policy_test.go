@@ -126,6 +126,49 @@ func TestWrongCommandLinesSayWhy(t *testing.T) {
 	}
 }
 
+// TestWrongCommandLineMessages: the message names the mistake in the
+// user's terms.
+func TestWrongCommandLineMessages(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"policy", "explain", "../../policy.yaml", "-markdown"},
+			`policy explain: flags go before the arguments, and "-markdown" came after`},
+		{[]string{"-listen", "127.0.0.1:2375"},
+			`-listen: address "127.0.0.1:2375": want tcp://host:port or unix:///absolute/path`},
+	} {
+		_, _, err := runCmd(t, nil, tt.args...)
+		var stderr bytes.Buffer
+		exitCode(err, &stderr)
+		if !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("%v: got %q, want it to say %q", tt.args, stderr.String(), tt.want)
+		}
+	}
+}
+
+// TestHelpOnStdout: help asked for goes to stdout, where a pager reads it.
+func TestHelpOnStdout(t *testing.T) {
+	for _, args := range [][]string{
+		{"-h"}, {"-help"}, {"policy", "-h"}, {"policy", "check", "-h"}, {"policy", "test", "-h"},
+		{"health", "-h"},
+	} {
+		out, errOut, err := runCmd(t, nil, args...)
+		var stderr bytes.Buffer
+		if code := exitCode(err, &stderr); code != 0 || !strings.Contains(out, "Usage") || errOut != "" {
+			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want 0 and the usage on stdout", args, code,
+				clipOut(out), errOut)
+		}
+	}
+}
+
+func clipOut(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
 func TestCheckWarnsOfMigratePlaceholders(t *testing.T) {
 	migrated, _, err := runCmd(t, nil, "policy", "migrate", "CONTAINERS=1", "POST=1", "EXEC=1")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/launchdb/sockpin/internal/cli"
 	"github.com/launchdb/sockpin/proxy"
 )
 
@@ -87,12 +88,11 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func runProxy(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func runProxy(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	e := &env{getenv: getenv}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, proxyUsage)
+		fmt.Fprint(fs.Output(), proxyUsage)
 		fs.PrintDefaults()
 	}
 	listen := &listFlag{values: strings.Split(e.str("SOCKPIN_LISTEN", "tcp://127.0.0.1:2375"), ",")}
@@ -111,7 +111,7 @@ func runProxy(ctx context.Context, args []string, getenv func(string) string, st
 	shutdownTimeout := fs.Duration("shutdown-timeout", e.dur("SOCKPIN_SHUTDOWN_TIMEOUT", 30*time.Second), "time in-flight requests and streams get after SIGTERM [SOCKPIN_SHUTDOWN_TIMEOUT]")
 	poll := fs.Duration("policy-poll", e.dur("SOCKPIN_POLICY_POLL", 0), "when set, check the policy file this often and reload it when it changes, as on SIGHUP [SOCKPIN_POLICY_POLL]")
 	logLevel := fs.String("log-level", e.str("SOCKPIN_LOG_LEVEL", "info"), "debug, info, warn or error; audit lines of allowed requests are info [SOCKPIN_LOG_LEVEL]")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -37,6 +37,17 @@ import (
 	"time"
 )
 
+const usage = `Usage: standin [serve] CONFIG   serve GET / on :3000 (STANDIN_ADDR overrides)
+       curl [-f] [-s] URL       exit 0 when GET URL answers 2xx, else 1
+       standin pgbouncer [LOG]  count SIGHUPs into LOG (default /var/run/pgbouncer-reloads)
+       standin sleep            wait for SIGTERM or SIGINT
+       standin emit N           write N bytes to stdout and exit
+
+The process inside the test and demo images built FROM scratch: a stand-in for
+PostgREST, its healthcheck's curl, PgBouncer's PID 1, an idle process and a
+byte emitter.
+`
+
 // neverReady is the jwt-secret prefix that keeps serve answering 503.
 const neverReady = "standin-never-ready"
 
@@ -62,6 +73,9 @@ func run(args []string) int {
 		switch rest[0] {
 		case "serve", "pgbouncer", "sleep", "emit", "curl":
 			mode, rest = rest[0], rest[1:]
+		case "-h", "-help", "--help", "help":
+			fmt.Print(usage)
+			return 0
 		}
 	}
 	switch mode {
