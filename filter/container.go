@@ -191,16 +191,23 @@ func (p *Policy) decideContainer(ctx context.Context, call *Call, r Resolver) (*
 		return resolved(op, err, noSuchContainer(ref))
 	}
 	g := holding(candidates, c.Labels)
+	var d *Decision
 	switch {
 	case g == nil && !p.visible(c.Labels):
-		return hidden(op, noSuchContainer(ref), "container %q is in no group that allows %s",
-			clip(ref), describe(call)), nil
+		d = hidden(op, noSuchContainer(ref), "container %q is in no group that allows %s",
+			clip(ref), describe(call))
 	case g == nil:
-		return refuse(op, RuleDefaultDeny, "container %q is in no group that allows %s",
-			clip(ref), describe(call)), nil
+		d = refuse(op, RuleDefaultDeny, "container %q is in no group that allows %s",
+			clip(ref), describe(call))
+	default:
+		d = allow(op, g.name)
 	}
-	d := allow(op, g.name)
+	// The audit line names the target, refused or not; the client's
+	// message never does.
 	d.ContainerID, d.Project = c.ID, c.Labels[p.projectLabel]
+	if !d.Allowed {
+		return d, nil
+	}
 	if op == OpContainerInspect {
 		d.Answer, err = p.narrowContainer(c.Inspect, c.fields, g.redactEnv)
 		return d, err

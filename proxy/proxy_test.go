@@ -294,9 +294,9 @@ func TestAuditLinePerRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An unmanaged container is answered as absent (404); the audit line
-	// keeps the real reason.
+	// keeps the real reason and names the container.
 	for k, want := range map[string]any{"op": "container.stop", "decision": "deny", "rule": "default-deny",
-		"status": 404.0, "method": "POST", "path": "/containers/platform-postgres/stop",
+		"status": 404.0, "method": "POST", "path": "/containers/platform-postgres/stop", "container_id": otherID,
 		"reason": `container "platform-postgres" is in no group that allows container.stop`} {
 		if deny[k] != want {
 			t.Errorf("audit %s: got %v, want %v", k, deny[k], want)
