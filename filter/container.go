@@ -443,11 +443,8 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 // hiddenNetworks lists the networks of a container answer's
 // NetworkSettings that the policy does not name.
 func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
-	if len(ns) == 0 || ns[0] != '{' {
-		return nil, nil
-	}
-	nets, err := objectField(ns, "Networks")
-	if err != nil || len(nets) == 0 || nets[0] != '{' {
+	nets, err := endpoints(ns)
+	if err != nil || nets == nil {
 		return nil, err
 	}
 	var hidden []string
@@ -459,6 +456,19 @@ func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
 		}
 	})
 	return hidden, err
+}
+
+// endpoints returns the Networks object of a container answer's
+// NetworkSettings, or nil when there is none.
+func endpoints(ns []byte) ([]byte, error) {
+	if len(ns) == 0 || ns[0] != '{' {
+		return nil, nil
+	}
+	nets, err := objectField(ns, "Networks")
+	if err != nil || len(nets) == 0 || nets[0] != '{' {
+		return nil, err
+	}
+	return nets, nil
 }
 
 // hostConfigRefs are the HostConfig members that can name other objects.
@@ -485,11 +495,8 @@ func joinsNetworkOf(hc []byte) (bool, error) {
 // endpointsWithLinks lists the endpoints of a container answer's
 // NetworkSettings, other than the hidden ones, that hold legacy links.
 func endpointsWithLinks(ns []byte, hidden []string) ([]string, error) {
-	if len(ns) == 0 || ns[0] != '{' {
-		return nil, nil
-	}
-	nets, err := objectField(ns, "Networks")
-	if err != nil || len(nets) == 0 || nets[0] != '{' {
+	nets, err := endpoints(ns)
+	if err != nil || nets == nil {
 		return nil, err
 	}
 	var linked []string

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -46,24 +45,9 @@ func TestExecHalfCloseKeepsOutput(t *testing.T) {
 		}
 	}))
 	defer daemon.Close()
-	h := newTestHandler(t, &fakeDaemon{srv: daemon}, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := `{"Detach":false,"Tty":false}`
-	fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"+
-		"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		execID, len(body), body)
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("got %v %v, want 101", resp, err)
+	conn, br, resp := startExec(t, newTestHandler(t, &fakeDaemon{srv: daemon}, nil), execID)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, want 101", resp)
 	}
 	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)

@@ -304,26 +304,35 @@ func TestAuditLinePerRequest(t *testing.T) {
 	}
 }
 
-// TestExecStartSwitchesProtocols runs a real server so the connection can
-// be taken over: the client gets the daemon's 101 and the stream after it.
-func TestExecStartSwitchesProtocols(t *testing.T) {
-	f := newFakeDaemon(t)
-	h := newTestHandler(t, f, nil)
+// startExec starts an exec through a real server in front of h, so that
+// the connection can be taken over, and reads the answer's head.
+func startExec(t *testing.T, h http.Handler, id string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
 	srv := httptest.NewServer(h)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	body := `{"Detach":false,"Tty":false}`
 	fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", execID, len(body), body)
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", id, len(body), body)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("got %v %v, want 101", resp, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, br, resp
+}
+
+// TestExecStartSwitchesProtocols: the client gets the daemon's 101 and the
+// stream after it.
+func TestExecStartSwitchesProtocols(t *testing.T) {
+	_, br, resp := startExec(t, newTestHandler(t, newFakeDaemon(t), nil), execID)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, want 101", resp)
 	}
 	rest, _ := io.ReadAll(br)
 	if string(rest) != "exec output\n" {
@@ -335,23 +344,7 @@ func TestExecStartSwitchesProtocols(t *testing.T) {
 // exec start with an error instead of 101, the client gets it without the
 // IDs of containers it may not see.
 func TestExecStartRefusalNamesNoOtherContainer(t *testing.T) {
-	f := newFakeDaemon(t)
-	h := newTestHandler(t, f, nil)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := `{"Detach":false,"Tty":false}`
-	fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", failExecID, len(body), body)
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, resp := startExec(t, newTestHandler(t, newFakeDaemon(t), nil), failExecID)
 	data, _ := io.ReadAll(resp.Body)
 	got := string(data)
 	if resp.StatusCode != http.StatusConflict || strings.Contains(got, otherID[:12]) ||
