@@ -364,23 +364,15 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 		f = &scanned
 	}
 	execs := f.execIDs
-	hidden, err := p.hiddenNetworks(f.networkSettings)
+	hidden, linked, err := p.endpointRefs(f.networkSettings)
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
-	hcHidden, err := p.hostConfigHidden(f.hostConfig)
+	hcHidden, joined, err := p.hostConfigHidden(f.hostConfig)
 	if err != nil {
 		return nil, fmt.Errorf("narrowing container answer: %w", err)
 	}
 	links := linkNames(f.names)
-	joined, err := joinsNetworkOf(f.hostConfig)
-	if err != nil {
-		return nil, fmt.Errorf("narrowing container answer: %w", err)
-	}
-	linked, err := endpointsWithLinks(f.networkSettings, hidden)
-	if err != nil {
-		return nil, fmt.Errorf("narrowing container answer: %w", err)
-	}
 	if !redactEnv && (execs == nil || string(execs) == "null") && len(hidden) == 0 && !hcHidden && !links &&
 		!joined && len(linked) == 0 {
 		return body, nil
@@ -440,22 +432,37 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 	return out, nil
 }
 
-// hiddenNetworks lists the networks of a container answer's
-// NetworkSettings that the policy does not name.
-func (p *Policy) hiddenNetworks(ns []byte) ([]string, error) {
+// endpointRefs reads a container answer's endpoints in one pass: the
+// networks the policy does not name, and the other endpoints that hold
+// legacy links (which name the linked containers).
+func (p *Policy) endpointRefs(ns []byte) (hidden, linked []string, err error) {
 	nets, err := endpoints(ns)
 	if err != nil || nets == nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var hidden []string
-	err = objectMembers(nets, func(k jsonKey, _ []byte) {
+	var bad error
+	err = objectMembers(nets, func(k jsonKey, v []byte) {
 		if k.encoded || p.networks[string(k.raw)] == nil {
-			if name := k.String(); p.networks[name] == nil && !slices.Contains(hidden, name) {
-				hidden = append(hidden, name)
+			if name := k.String(); p.networks[name] == nil {
+				if !slices.Contains(hidden, name) {
+					hidden = append(hidden, name)
+				}
+				return
 			}
 		}
+		if len(v) == 0 || v[0] != '{' {
+			return
+		}
+		links, err := objectField(v, "Links")
+		if err != nil {
+			bad = cmp.Or(bad, err)
+			return
+		}
+		if len(links) > 0 && !jsonNull(links) && !bytes.Equal(bytes.TrimSpace(links), emptyArray) {
+			linked = append(linked, k.String())
+		}
 	})
-	return hidden, err
+	return hidden, linked, cmp.Or(err, bad)
 }
 
 // endpoints returns the Networks object of a container answer's
@@ -477,46 +484,6 @@ var hostConfigRefs = []string{"NetworkMode", "PidMode", "IpcMode", "Cgroup", "Li
 // joinedNamespaceRefs are the top-level members of a container answer that
 // come from the container whose network namespace it joins.
 var joinedNamespaceRefs = []string{"ResolvConfPath", "HostnamePath", "HostsPath"}
-
-// joinsNetworkOf reports whether a HostConfig joins another container's
-// network namespace ("container:<id>").
-func joinsNetworkOf(hc []byte) (bool, error) {
-	if len(hc) == 0 || hc[0] != '{' {
-		return false, nil
-	}
-	v, err := objectField(hc, "NetworkMode")
-	if err != nil || len(v) == 0 || v[0] != '"' {
-		return false, err
-	}
-	mode, err := stringBytes(v)
-	return bytes.HasPrefix(mode, joinPrefix), err
-}
-
-// endpointsWithLinks lists the endpoints of a container answer's
-// NetworkSettings, other than the hidden ones, that hold legacy links.
-func endpointsWithLinks(ns []byte, hidden []string) ([]string, error) {
-	nets, err := endpoints(ns)
-	if err != nil || nets == nil {
-		return nil, err
-	}
-	var linked []string
-	var bad error
-	err = objectMembers(nets, func(k jsonKey, v []byte) {
-		name := k.String()
-		if slices.Contains(hidden, name) || len(v) == 0 || v[0] != '{' {
-			return
-		}
-		links, err := objectField(v, "Links")
-		if err != nil {
-			bad = cmp.Or(bad, err)
-			return
-		}
-		if len(links) > 0 && !jsonNull(links) && !bytes.Equal(bytes.TrimSpace(links), emptyArray) {
-			linked = append(linked, name)
-		}
-	})
-	return linked, cmp.Or(err, bad)
-}
 
 // redactString replaces a string value that is not empty; other values
 // stay as they are.
@@ -555,22 +522,26 @@ func (p *Policy) hostConfigRef(key string, v []byte) (replacement []byte, hidden
 }
 
 // hostConfigHidden reports whether a container answer's HostConfig has a
-// member that hostConfigRef hides.
-func (p *Policy) hostConfigHidden(hc []byte) (bool, error) {
+// member that hostConfigRef hides, and whether it joins another
+// container's network namespace ("container:<id>").
+func (p *Policy) hostConfigHidden(hc []byte) (hidden, joined bool, err error) {
 	if len(hc) == 0 || hc[0] != '{' {
-		return false, nil
+		return false, false, nil
 	}
-	hidden := false
 	var bad error
-	err := objectMembers(hc, func(k jsonKey, v []byte) {
+	err = objectMembers(hc, func(k jsonKey, v []byte) {
 		for _, key := range hostConfigRefs {
 			if k.is(key) {
 				_, h, err := p.hostConfigRef(key, v)
 				hidden, bad = hidden || h, cmp.Or(bad, err)
+				if key == "NetworkMode" && len(v) > 0 && v[0] == '"' {
+					mode, _ := stringBytes(v)
+					joined = joined || bytes.HasPrefix(mode, joinPrefix)
+				}
 			}
 		}
 	})
-	return hidden, cmp.Or(err, bad)
+	return hidden, joined, cmp.Or(err, bad)
 }
 
 // networkModeHidden reports whether a network mode names a network the

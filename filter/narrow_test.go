@@ -431,6 +431,9 @@ func FuzzNarrowContainer(f *testing.F) {
 	f.Add([]byte(`{"Id":"x","Names":["/h/a","/b"],"ExecIDs":["e"],"Config":{"Env":["A=s"]},` +
 		`"HostConfig":{"NetworkMode":"container:h","PidMode":"container:h","Links":["/h:/b/a"]},` +
 		`"NetworkSettings":{"IPAddress":"1","Networks":{"bridge":{},"launchdb-internal":{}}}}`))
+	f.Add([]byte(`{"Id":"x","HostsPath":"/c/h/hosts","Config":{"Hostname":"h","Env":null},` +
+		`"HostConfig":{"NetworkMode":"container:h","Cgroup":"container:h"},` +
+		`"NetworkSettings":{"Networks":{"launchdb-internal":{"Links":["h:a"]}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !json.Valid(b) {
 			return
