@@ -190,6 +190,25 @@ func TestCreateRule(t *testing.T) {
 	}
 }
 
+// TestCreateRefusalListsEveryProblem: a create with forbidden fields, an
+// unpinned image and no name hears of all three in one refusal.
+func TestCreateRefusalListsEveryProblem(t *testing.T) {
+	p := mustPolicy(t, "../policy.yaml")
+	call, _ := p.Classify("POST", "/containers/create")
+	body := `{"Image":"busybox","HostConfig":{"Privileged":true,"NetworkMode":"default"}}`
+	d, err := p.Decide(context.Background(), call, Body{ContentType: "application/json", Data: []byte(body)},
+		DefaultFixtures())
+	if err != nil || d.Allowed {
+		t.Fatalf("got %+v, %v; want a refusal", d, err)
+	}
+	for _, want := range []string{"HostConfig.Privileged is not allowed", `image "busybox" is not pinned`,
+		"a container name is required"} {
+		if !strings.Contains(d.Reason, want) {
+			t.Errorf("reason %q lacks %q", d.Reason, want)
+		}
+	}
+}
+
 func FuzzCreateBody(f *testing.F) {
 	legit, _ := json.Marshal(legitCreate())
 	f.Add(legit)

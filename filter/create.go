@@ -278,16 +278,18 @@ func (r *createRule) check(name string, req *container.CreateRequest) string {
 	if req.Config == nil {
 		return "the body has no container configuration"
 	}
-	if reason := r.ungoverned(req); reason != "" {
-		return reason
+	// The checks that do not depend on each other are all reported, so
+	// that one refusal says what is wrong with the request.
+	var problems []string
+	for _, reason := range []string{r.ungoverned(req), r.checkImage(req.Config.Image), r.checkName(name)} {
+		if reason != "" {
+			problems = append(problems, reason)
+		}
+	}
+	if len(problems) > 0 {
+		return strings.Join(problems, "; ")
 	}
 	m := r.namePattern.FindStringSubmatch(name)
-	if name == "" {
-		return "a container name is required"
-	}
-	if m == nil {
-		return fmt.Sprintf("container name %q does not match %s", clip(name), r.nameSrc)
-	}
 	vars := make(map[string]string)
 	for i, n := range r.namePattern.SubexpNames() {
 		if n != "" {
@@ -336,13 +338,29 @@ func (r *createRule) ungoverned(req *container.CreateRequest) string {
 	return fmt.Sprintf("fields %s are not allowed", strings.Join(set, ", "))
 }
 
-// checkConfig checks the container configuration fields the rule pins.
-func (r *createRule) checkConfig(cfg *container.Config, vars map[string]string) string {
-	img, err := normalizeImage(cfg.Image)
+// checkImage checks the image against the rule's pinned references.
+func (r *createRule) checkImage(image string) string {
+	img, err := normalizeImage(image)
 	if err != nil || !slices.Contains(r.images, img) {
-		return fmt.Sprintf("image %q is not pinned (allowed: %s)",
-			clip(cfg.Image), strings.Join(r.images, ", "))
+		return fmt.Sprintf("image %q is not pinned (allowed: %s)", clip(image), strings.Join(r.images, ", "))
 	}
+	return ""
+}
+
+// checkName checks the container name against the rule's pattern.
+func (r *createRule) checkName(name string) string {
+	switch {
+	case name == "":
+		return "a container name is required"
+	case !r.namePattern.MatchString(name):
+		return fmt.Sprintf("container name %q does not match %s", clip(name), r.nameSrc)
+	}
+	return ""
+}
+
+// checkConfig checks the other container configuration fields the rule
+// pins; vars are the parts of the name the rule's patterns use.
+func (r *createRule) checkConfig(cfg *container.Config, vars map[string]string) string {
 	if reason := r.checkLabels(cfg.Labels, vars); reason != "" {
 		return reason
 	}
