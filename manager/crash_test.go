@@ -30,8 +30,8 @@ func (h *harness) wantWholeOrGone(id string) string {
 }
 
 // TestReconcileAfterCrashInSpawn builds, for each point where a spawn can be cut off
-// (the order is: config file, PgBouncer line, create, start, ready), what the crash leaves,
-// and checks that start-up reconciliation leaves the project whole or gone.
+// (the order is: pending file, config file, PgBouncer line, create, start, ready), what the
+// crash leaves, and checks that start-up reconciliation leaves the project whole or gone.
 func TestReconcileAfterCrashInSpawn(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -40,18 +40,22 @@ func TestReconcileAfterCrashInSpawn(t *testing.T) {
 		want  string
 	}{
 		{"after-config-file", func(h *harness) {
+			h.markPending(testID)
 			h.writeConfig(testID)
 		}, "gone"},
 		{"after-pgbouncer-line", func(h *harness) {
+			h.markPending(testID)
 			h.writeConfig(testID)
 			h.addLine(testID)
 		}, "gone"},
 		{"after-create-before-start", func(h *harness) {
+			h.markPending(testID)
 			h.writeConfig(testID)
 			h.addLine(testID)
 			h.createContainer(testID)
 		}, "gone"},
 		{"after-start-before-ready", func(h *harness) {
+			h.markPending(testID)
 			h.writeConfig(testID)
 			h.addLine(testID)
 			h.createContainer(testID)
@@ -65,9 +69,13 @@ func TestReconcileAfterCrashInSpawn(t *testing.T) {
 			if _, err := h.svc.Spawn(ctx, testID); err != nil {
 				h.t.Fatal(err)
 			}
+			h.markPending(testID)
 			if _, err := h.svc.removeContainer(ctx, ContainerName(testID)); err != nil {
 				h.t.Fatal(err)
 			}
+		}, "gone"},
+		{"after-pending-file", func(h *harness) {
+			h.markPending(testID)
 		}, "gone"},
 		{"stopped-container-without-config", func(h *harness) {
 			h.addLine(testID)
@@ -130,6 +138,60 @@ func TestSpawnUndoWithoutDockerLeavesProjectWhole(t *testing.T) {
 	}
 	if got := h.wantWholeOrGone(testID); got != "gone" {
 		t.Errorf("after destroy: project is %s, want gone", got)
+	}
+}
+
+func (h *harness) markPending(id string) {
+	h.t.Helper()
+	if err := h.svc.markPending(id); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestReconcileLeavesWhatItDidNotStart: a config file and PgBouncer line without a visible
+// container and without a pending operation were not left by this manager (a container
+// the proxy does not show, created before it); start-up keeps them, so that project keeps
+// being served.
+func TestReconcileLeavesWhatItDidNotStart(t *testing.T) {
+	h := newHarness(t)
+	h.writeConfig(testID)
+	h.addLine(testID)
+	if err := h.svc.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.configFile(testID); !ok {
+		t.Error("config file removed")
+	}
+	if got := h.docker.databaseLines(testID); len(got) != 1 {
+		t.Errorf("PgBouncer lines: got %q, want the one line kept", got)
+	}
+}
+
+// TestDestroyLeftUnfinishedIsFinishedAtStartUp: a destroy whose PgBouncer edit fails
+// answers 500 and leaves its pending file; once PgBouncer answers, start-up removes the
+// line and nothing is left.
+func TestDestroyLeftUnfinishedIsFinishedAtStartUp(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	if _, err := h.svc.Spawn(ctx, testID); err != nil {
+		t.Fatal(err)
+	}
+	h.docker.setFail("exec", errors.New("container launchdb-pgbouncer is not running"))
+	_, err := h.svc.Destroy(ctx, testID)
+	wantStatus(t, err, 500, "destroy_failed")
+	if got := h.docker.databaseLines(testID); len(got) != 1 {
+		t.Fatalf("PgBouncer lines after the failed destroy: got %q, want the line still there", got)
+	}
+	h.docker.setFail("exec", nil)
+	if err := h.svc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.wantWholeOrGone(testID); got != "gone" {
+		t.Errorf("after reconcile: project is %s, want gone", got)
+	}
+	if _, err := os.Stat(h.svc.pendingPath(testID)); !os.IsNotExist(err) {
+		t.Errorf("pending file: got %v, want it removed", err)
 	}
 }
 

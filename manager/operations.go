@@ -32,6 +32,9 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 	}
 	defer unlock()
 	ctx = context.WithoutCancel(ctx)
+	if err := s.markPending(projectID); err != nil {
+		return false, s.withCause(err, "destroy_failed")
+	}
 
 	// The container goes first. While it stays (the Docker API cannot be reached, or
 	// refuses), its line and config stay too: removing them under a running container would
@@ -51,8 +54,11 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
+		// The pending file stays: the next destroy, or start-up reconciliation, removes
+		// what is left.
 		return removed, s.withCause(joinErrors(errs), "destroy_failed")
 	}
+	s.clearPending(projectID)
 	s.log.Info("project destroyed", "project", projectID, "container_removed", removed)
 	return removed, nil
 }

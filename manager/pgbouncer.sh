@@ -60,6 +60,24 @@ is_project_line() {
 	return 1
 }
 
+# add has nothing to do when the project's only line is the wanted one, inside
+# [databases]: the file is not rewritten and PgBouncer not reloaded.
+if [ "$op" = add ]; then
+	section= count=0 placed=0
+	while IFS= read -r line || [ -n "$line" ]; do
+		case $line in "["*) section=$line ;; esac
+		is_project_line "$line" || continue
+		count=$((count + 1))
+		case $section in
+		"[databases]" | "[databases]"[[:space:]]*) [ "$line" = "$want" ] && placed=1 ;;
+		esac
+	done <"$ini" || fail "cannot read $ini"
+	if [ "$count" = 1 ] && [ "$placed" = 1 ]; then
+		echo unchanged
+		exit 0
+	fi
+fi
+
 changed=0 header=0 after_header=0
 while IFS= read -r line || [ -n "$line" ]; do
 	if [ "$after_header" = 1 ]; then

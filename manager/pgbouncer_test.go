@@ -66,7 +66,16 @@ func TestPgBouncerScript(t *testing.T) {
 			"[databases]\n" + lineFor(testID) + lineFor(otherID) + lineFor(testID) +
 				testID + "=old\n" + iniTail, "add", testID, testID,
 			"[databases]\n" + lineFor(testID) + lineFor(otherID) + iniTail, "changed", ""},
-		{"add-moves-line-to-header", "[databases]\n" + lineFor(otherID) + lineFor(testID) + iniTail,
+		{"add-keeps-line-where-it-is", "[databases]\n" + lineFor(otherID) + lineFor(testID) + iniTail,
+			"add", testID, testID,
+			"[databases]\n" + lineFor(otherID) + lineFor(testID) + iniTail, "unchanged", ""},
+		{"add-moves-line-out-of-other-section", "[databases]\n" + lineFor(otherID) +
+			"[pgbouncer]\n" + lineFor(testID) + "listen_port = 6432\n",
+			"add", testID, testID,
+			"[databases]\n" + lineFor(testID) + lineFor(otherID) + "[pgbouncer]\nlisten_port = 6432\n",
+			"changed", ""},
+		{"add-changed-line-replaced", "[databases]\n" + lineFor(otherID) +
+			strings.Replace(lineFor(testID), "pool_size=5", "pool_size=9", 1) + iniTail,
 			"add", testID, testID,
 			"[databases]\n" + lineFor(testID) + lineFor(otherID) + iniTail, "changed", ""},
 		{"add-keeps-last-line-without-newline", "[databases]\nlisten_port = 1", "add", testID,

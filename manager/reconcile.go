@@ -47,16 +47,23 @@ func (s *Service) Stopped() {
 // project either whole (running container, config file, PgBouncer line) or gone. What a
 // crash in the middle of a spawn or destroy can leave is taken away: containers that never
 // started (a crash between create and start) or are not running and have no config file,
-// config files without a container (a crash after writing the config, or during a
-// destroy), each with the project's PgBouncer line, and temporary config files (they hold
-// secrets). Every running container's project gets its PgBouncer line back if it is
-// missing (the ini can lose lines, for example when the file in the install's checkout is
-// replaced), and PgBouncer is reloaded once, in case a crash came between an edit and its
-// reload. Drift it does not repair is logged: a stopped container with a config (the
-// next spawn recreates it) and a running container without a config file. Failures are
-// logged and returned joined; the caller decides whether they are fatal.
+// the config file and PgBouncer line of a project without a container whose operation was
+// pending (a crash after writing the config, or during a destroy, or a destroy that could
+// not finish), and temporary config files (they hold secrets). Every running container's
+// project gets its PgBouncer line back if it is missing (the ini can lose lines, for
+// example when the file in the install's checkout is replaced), and PgBouncer is reloaded
+// once, in case a crash came between an edit and its reload. Drift it does not repair is
+// logged: a stopped container with a config (the next spawn recreates it), a running
+// container without a config file, and a config file without a visible container and
+// without a pending operation (a container the proxy does not show, such as one created
+// before this manager: its file and line keep it serving). Failures are logged and
+// returned joined; the caller decides whether they are fatal.
 func (s *Service) Reconcile(ctx context.Context) error {
 	cs, err := s.listPostgREST(ctx)
+	if err != nil {
+		return err
+	}
+	pending, err := s.pendingProjects()
 	if err != nil {
 		return err
 	}
@@ -77,6 +84,10 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		if err := s.reconcileContainer(ctx, id, string(c.State)); err != nil {
 			s.log.Error("reconcile", "project", id, "error", err)
 			errs = append(errs, err)
+			continue
+		}
+		if pending[id] {
+			s.clearPending(id)
 		}
 	}
 
@@ -85,9 +96,21 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	withoutContainer := make(map[string]bool)
 	for _, f := range files {
-		id := strings.TrimSuffix(filepath.Base(f), ".conf")
-		if !ValidProjectID(id) || seen[id] {
+		if id := strings.TrimSuffix(filepath.Base(f), ".conf"); ValidProjectID(id) && !seen[id] {
+			withoutContainer[id] = true
+		}
+	}
+	for id := range pending {
+		if !seen[id] {
+			withoutContainer[id] = true
+		}
+	}
+	for id := range withoutContainer {
+		if !pending[id] {
+			s.log.Warn("drift: config file without a visible container; left alone",
+				"project", id)
 			continue
 		}
 		if err := s.removeLeftovers(ctx, id); err != nil {
@@ -95,7 +118,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		s.log.Info("removed config file and PgBouncer line without a container", "project", id)
+		s.clearPending(id)
+		s.log.Info("removed the config file and PgBouncer line of an unfinished operation",
+			"project", id)
 	}
 	if err := s.reloadPgBouncer(ctx); err != nil {
 		s.log.Error("reconcile", "error", err)

@@ -156,6 +156,11 @@ func (s *Service) converge(ctx context.Context, want desired) (SpawnResult, erro
 	if found && isRunning(cur) && s.specMatches(cur, want.projectID, network) {
 		return s.refresh(ctx, want, prev, cur, network)
 	}
+	// From here the project's parts are created or replaced: a crash part-way leaves the
+	// pending file for start-up reconciliation to find.
+	if err := s.markPending(want.projectID); err != nil {
+		return SpawnResult{}, err
+	}
 	if found {
 		// Stopped, crash-looping, or created with another spec (image, network, bind):
 		// recreate rather than report a container that is not what the manager would run.
@@ -245,7 +250,8 @@ func (s *Service) rollbackReload(projectID string, prev configFile, restarted bo
 
 // create writes the config, registers PgBouncer, creates and starts the container and
 // waits until it answers. On failure it removes what it added: the container it created,
-// the PgBouncer line it added, the config file it wrote (or the previous content).
+// the PgBouncer line it added, the config file it wrote (or the previous content). The
+// pending file goes once the project is whole, or once all of that is taken back.
 func (s *Service) create(ctx context.Context, want desired, prev configFile, network string) (
 	SpawnResult, error,
 ) {
@@ -254,8 +260,8 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 	var u undo
 
 	// The config file first: a crash after it leaves a file without a container, which
-	// start-up reconciliation removes together with the PgBouncer line. A line written
-	// first and then orphaned by a crash could not be found again.
+	// start-up reconciliation removes together with the PgBouncer line (the pending file
+	// says this manager wrote them).
 	if !prev.exists || !bytes.Equal(prev.data, want.config) {
 		u.config = true
 		if err := writeFileAtomic(path, want.config); err != nil {
@@ -281,6 +287,7 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 		s.undo(want.projectID, u, prev)
 		return SpawnResult{}, err
 	}
+	s.clearPending(want.projectID)
 	s.log.Info("container created",
 		"project", want.projectID, "container_id", id, "config_hash", want.hash)
 	return SpawnResult{ProjectID: want.projectID, ContainerID: id, ContainerName: name,
@@ -328,15 +335,21 @@ func (s *Service) undo(projectID string, u undo, prev configFile) {
 			return
 		}
 	}
+	complete := true
 	if u.pgBouncer {
 		if _, err := s.editPgBouncer(ctx, PgBouncerRemove, projectID, projectID); err != nil {
 			log.Error("undo: removing PgBouncer line", "error", err)
+			complete = false
 		}
 	}
 	if u.config {
 		if err := restoreConfigFile(s.configPath(projectID), prev); err != nil {
 			log.Error("undo: restoring config file", "error", err)
+			complete = false
 		}
+	}
+	if complete {
+		s.clearPending(projectID)
 	}
 	log.Info("undid failed spawn",
 		"container", u.container, "pgbouncer", u.pgBouncer, "config", u.config)
