@@ -3,6 +3,7 @@ package manager
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"regexp"
@@ -101,7 +102,7 @@ func EnvVars() []EnvVar {
 		{"PLATFORM_DB_DSN", "", true, "platform database URL (libpq syntax)"},
 		{"LAUNCHDB_MASTER_KEY", "", true, "base64 of the 32-byte AES-256-GCM key for secrets"},
 		{"DOCKER_HOST", "tcp://docker-socket-proxy:2375", false,
-			"Docker API (the sockpin proxy): tcp:// or unix://"},
+			"Docker API (the sockpin proxy): tcp://host[:port] (port 2375 when none) or unix:///path"},
 		{"DOMAIN", "", false, "passed to PostgREST containers as DOMAIN when set"},
 		{"POSTGREST_IMAGE", "launchdb/postgrest:v1", false, "PostgREST image"},
 		{"POSTGREST_CONFIG_DIR", "/etc/postgrest/projects", false,
@@ -185,8 +186,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		cfg.MasterKey = key
 	}
-	if err := checkDockerHost(cfg.DockerHost); err != nil {
+	if host, err := checkDockerHost(cfg.DockerHost); err != nil {
 		bad("DOCKER_HOST", "%v", err)
+	} else {
+		cfg.DockerHost = host
 	}
 	if _, err := reference.ParseNormalizedNamed(cfg.Image); err != nil {
 		bad("POSTGREST_IMAGE", "not an image reference: %q", cfg.Image)
@@ -234,22 +237,28 @@ func parseDuration(name, v string, bad func(string, string, ...any)) time.Durati
 	return d
 }
 
-func checkDockerHost(host string) error {
+// checkDockerHost validates DOCKER_HOST and returns it with the port Docker's plain-HTTP
+// default (2375) filled in when a tcp:// address names none, as the Node manager's client
+// did.
+func checkDockerHost(host string) (string, error) {
 	u, err := url.Parse(host)
 	if err != nil {
-		return fmt.Errorf("not a URL: %q", host)
+		return "", fmt.Errorf("not a URL: %q", host)
 	}
 	switch u.Scheme {
 	case "tcp":
-		if u.Host == "" {
-			return fmt.Errorf("want tcp://host:port, got %q", host)
+		if u.Hostname() == "" || u.Path != "" && u.Path != "/" {
+			return "", fmt.Errorf("want tcp://host:port, got %q", host)
+		}
+		if u.Port() == "" {
+			return "tcp://" + net.JoinHostPort(u.Hostname(), "2375"), nil
 		}
 	case "unix":
 		if u.Path == "" {
-			return fmt.Errorf("want unix:///path, got %q", host)
+			return "", fmt.Errorf("want unix:///path, got %q", host)
 		}
 	default:
-		return fmt.Errorf("want a tcp:// or unix:// URL, got %q", host)
+		return "", fmt.Errorf("want a tcp:// or unix:// URL, got %q", host)
 	}
-	return nil
+	return host, nil
 }

@@ -125,3 +125,24 @@ func merge(a, b map[string]string) map[string]string {
 	}
 	return m
 }
+
+// TestDockerHostDefaultPort: a tcp:// DOCKER_HOST without a port gets Docker's plain-HTTP
+// port, as the Node manager's client gave it; one with a path is refused.
+func TestDockerHostDefaultPort(t *testing.T) {
+	for host, want := range map[string]string{
+		"tcp://docker-socket-proxy":       "tcp://docker-socket-proxy:2375",
+		"tcp://10.0.0.5:2376":             "tcp://10.0.0.5:2376",
+		"tcp://[::1]":                     "tcp://[::1]:2375",
+		"unix:///run/sockpin/docker.sock": "unix:///run/sockpin/docker.sock",
+	} {
+		got, err := checkDockerHost(host)
+		if err != nil || got != want {
+			t.Errorf("%s: got %q, %v; want %q", host, got, err, want)
+		}
+	}
+	for _, host := range []string{"tcp://", "tcp://proxy/v1.41", "http://proxy:2375"} {
+		if got, err := checkDockerHost(host); err == nil {
+			t.Errorf("%s: got %q, want an error", host, got)
+		}
+	}
+}

@@ -521,7 +521,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("database back: got %d %s, want 201", a.status, a.raw)
 		}
 		if h := e.call("GET", "/health", "",
-			nil); h.raw != `{"service":"postgrest-manager","status":"healthy"}` {
+			nil); h.raw != `{"status":"healthy","service":"postgrest-manager"}` {
 			t.Errorf("health: got %d %s, want healthy", h.status, h.raw)
 		}
 		e.destroy(p)

@@ -229,8 +229,7 @@ func (s *Service) requireKey(next http.HandlerFunc) http.Handler {
 func (s *Service) handleHealth(w http.ResponseWriter, r *http.Request) {
 	problems := s.Health(r.Context())
 	if len(problems) == 0 {
-		writeJSON(w, http.StatusOK,
-			map[string]string{"status": "healthy", "service": "postgrest-manager"})
+		writeJSON(w, http.StatusOK, healthBody{Status: "healthy", Service: "postgrest-manager"})
 		return
 	}
 	// The body names what is down; the detail goes to the log, since /health is open.
@@ -241,8 +240,15 @@ func (s *Service) handleHealth(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
 	}
 	infoOf(r).err = errors.Join(errs...)
-	writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-		"status": "unhealthy", "service": "postgrest-manager", "checks": checks})
+	writeJSON(w, http.StatusServiceUnavailable,
+		healthBody{Status: "unhealthy", Service: "postgrest-manager", Checks: checks})
+}
+
+// healthBody is the answer of /health, its keys in the Node manager's order.
+type healthBody struct {
+	Status  string            `json:"status"`
+	Service string            `json:"service"`
+	Checks  map[string]string `json:"checks,omitempty"`
 }
 
 func (s *Service) handleSpawn(w http.ResponseWriter, r *http.Request) {

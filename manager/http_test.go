@@ -226,12 +226,12 @@ func TestHTTPExpressRoutingTolerance(t *testing.T) {
 func TestHTTPHealth(t *testing.T) {
 	h := newHarness(t)
 	status, body, _ := h.do("GET", "/health", "", nil)
-	if want := `{"service":"postgrest-manager","status":"healthy"}`; status != 200 || body != want {
+	if want := `{"status":"healthy","service":"postgrest-manager"}`; status != 200 || body != want {
 		t.Errorf("healthy: got %d %s, want 200 %s", status, body, want)
 	}
 	h.db.err = errors.New("connection refused")
 	status, body, _ = h.do("GET", "/health", "", nil)
-	want := `{"checks":{"database":"unavailable"},"service":"postgrest-manager","status":"unhealthy"}`
+	want := `{"status":"unhealthy","service":"postgrest-manager","checks":{"database":"unavailable"}}`
 	if status != 503 || body != want {
 		t.Errorf("database down: got %d %s, want 503 %s", status, body, want)
 	}

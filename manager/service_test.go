@@ -375,6 +375,10 @@ func TestSpawnErrors(t *testing.T) {
 			h.db.set(testID, Project{ID: testID, DBName: testID, Status: "active"},
 				map[string][]byte{SecretJWT: h.key.seal(make([]byte, 12), "jwt")})
 		}, 500, "secret_not_found", "Database password not found for project"},
+		{"missing-password-before-undecryptable-jwt", func(h *harness) {
+			h.db.set(testID, Project{ID: testID, DBName: testID, Status: "active"},
+				map[string][]byte{SecretJWT: []byte("not a sealed secret")})
+		}, 500, "secret_not_found", "Database password not found for project"},
 		{"tampered-secret", func(h *harness) {
 			h.seed(testID, "jwt", "pw")
 			h.db.secrets[testID+"/"+SecretDBPassword][20] ^= 1

@@ -107,15 +107,18 @@ func dbUnavailable(err error) *apiError {
 	return failed("spawn_failed", fmt.Errorf("platform database unavailable: %w", err))
 }
 
-// readSecrets fetches and decrypts the newest JWT secret and database password.
+// readSecrets fetches the newest JWT secret and database password, then decrypts them: a
+// missing secret is reported before one that does not decrypt, as in the Node manager.
 func (s *Service) readSecrets(ctx context.Context, projectID string) (ProjectSecrets, error) {
 	missing := map[string]string{
 		SecretJWT:        "JWT secret not found for project",
 		SecretDBPassword: "Database password not found for project",
 	}
-	var plain [2]string
-	for i, typ := range []string{SecretJWT, SecretDBPassword} {
-		blob, err := s.db.Secret(ctx, projectID, typ)
+	types := [2]string{SecretJWT, SecretDBPassword}
+	var blobs [2][]byte
+	for i, typ := range types {
+		var err error
+		blobs[i], err = s.db.Secret(ctx, projectID, typ)
 		if errors.Is(err, ErrNotFound) {
 			return ProjectSecrets{}, &apiError{status: http.StatusInternalServerError,
 				code: "secret_not_found", message: missing[typ]}
@@ -123,7 +126,11 @@ func (s *Service) readSecrets(ctx context.Context, projectID string) (ProjectSec
 		if err != nil {
 			return ProjectSecrets{}, dbUnavailable(err)
 		}
-		plain[i], err = s.cfg.MasterKey.Decrypt(blob)
+	}
+	var plain [2]string
+	for i, typ := range types {
+		var err error
+		plain[i], err = s.cfg.MasterKey.Decrypt(blobs[i])
 		// An empty secret decrypts (platform-api can store one) but would give PostgREST an
 		// empty JWT key or password; refuse it as the Node manager did.
 		if err == nil && plain[i] == "" {
