@@ -267,6 +267,9 @@ func (e *fakeEngine) ContainerCreate(
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.fail["create-image "+cfg.Image]; err != nil {
+		return container.CreateResponse{}, err
+	}
 	if e.byName[name] != nil {
 		return container.CreateResponse{},
 			fmt.Errorf("Conflict. The container name %q is already in use: %w",

@@ -327,6 +327,32 @@ func TestSpawnRecreatesStoppedContainer(t *testing.T) {
 	}
 }
 
+// TestSpawnRestoresRunningContainerWhenReplacementFails: a running container whose image
+// is no longer the configured one is replaced; when the new one cannot be created, the
+// spawn fails and the project runs again as before, whole.
+func TestSpawnRestoresRunningContainerWhenReplacementFails(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	if _, err := h.svc.Spawn(ctx, testID); err != nil {
+		t.Fatal(err)
+	}
+	oldImage := h.svc.cfg.Image
+	h.svc.cfg.Image = "launchdb/postgrest:v2"
+	h.docker.setFail("create-image launchdb/postgrest:v2",
+		errors.New(`sockpin: image "launchdb/postgrest:v2" is not pinned`))
+	_, err := h.svc.Spawn(ctx, testID)
+	wantStatus(t, err, 500, "spawn_failed")
+	c, ok := h.docker.container(ContainerName(testID))
+	if !ok || !c.running || c.cfg.Image != oldImage {
+		t.Errorf("after the failed replacement: container %+v (found %v), want %s running",
+			c, ok, oldImage)
+	}
+	if got := h.wantWholeOrGone(testID); got != "whole" {
+		t.Errorf("project is %s, want whole", got)
+	}
+}
+
 func TestSpawnConcurrentCallsForOneProjectAreSerialised(t *testing.T) {
 	h := newHarness(t)
 	h.seed(testID, "jwt", "pw")

@@ -168,16 +168,55 @@ func (s *Service) converge(ctx context.Context, want desired) (SpawnResult, erro
 	if err := s.markPending(want.projectID); err != nil {
 		return SpawnResult{}, err
 	}
-	if found {
-		// Stopped, crash-looping, or created with another spec (image, network, bind):
-		// recreate rather than report a container that is not what the manager would run.
-		s.log.Info("removing container before re-creating it", "project", want.projectID,
-			"container_id", cur.ID, "state", stateOf(cur))
-		if _, err := s.removeContainer(ctx, cur.ID); err != nil {
-			return SpawnResult{}, err
+	if !found {
+		return s.create(ctx, want, prev, network)
+	}
+	// Stopped, crash-looping, or created with another spec (image, network, bind):
+	// recreate rather than report a container that is not what the manager would run.
+	s.log.Info("removing container before re-creating it", "project", want.projectID,
+		"container_id", cur.ID, "state", stateOf(cur))
+	if _, err := s.removeContainer(ctx, cur.ID); err != nil {
+		return SpawnResult{}, err
+	}
+	res, err := s.create(ctx, want, prev, network)
+	if err != nil && isRunning(cur) {
+		// A running project is not left without a container because its new spec could
+		// not be started (an image the policy does not pin yet, for example).
+		if rerr := s.restoreContainer(ctx, want.projectID, cur); rerr != nil {
+			err = joinErrors([]error{err, rerr})
 		}
 	}
-	return s.create(ctx, want, prev, network)
+	return res, err
+}
+
+// restoreContainer creates and starts the project's container again as cur was created
+// (image, command, network, bind), after a replacement failed. The config file is the
+// one the failed spawn put back.
+func (s *Service) restoreContainer(ctx context.Context, projectID string,
+	cur container.InspectResponse,
+) error {
+	if cur.Config == nil || cur.HostConfig == nil {
+		return errors.New("the previous container cannot be restored: its spec is unknown")
+	}
+	cfg, host := s.containerSpec(projectID, string(cur.HostConfig.NetworkMode))
+	cfg.Image, cfg.Cmd, host.Binds = cur.Config.Image, cur.Config.Cmd, cur.HostConfig.Binds
+	name := ContainerName(projectID)
+	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
+	created, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
+	cancel()
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
+		err = s.docker.ContainerStart(sctx, created.ID, container.StartOptions{})
+		cancel()
+	}
+	if err != nil {
+		s.log.Error("the previous container could not be restored; the project has none",
+			"project", projectID, "error", err)
+		return fmt.Errorf("restoring the previous container: %w", err)
+	}
+	s.log.Warn("the previous container was restored", "project", projectID,
+		"container_id", created.ID, "image", cfg.Image)
+	return nil
 }
 
 // refresh handles a running container: unchanged config means already_running once it
