@@ -409,7 +409,7 @@ func (p *Policy) narrowContainer(body []byte, f *containerFields, redactEnv bool
 		for _, n := range linked {
 			endpoints[n] = editEach(memberEdits{"Links": replaceWith("null")})
 		}
-		network["Networks"] = editEach(endpoints)
+		network["Networks"] = editEachKey(endpoints)
 	}
 	if slices.Contains(hidden, "bridge") {
 		for key, zero := range legacyEndpoint {
@@ -632,7 +632,35 @@ type memberEdits map[string]func(v []byte) ([]byte, error)
 
 // editMembers copies the JSON object b member by member, in its order and
 // with its bytes, changing the members that edits name. A null stays null.
+// b is an object a client decodes into a struct, whose field names
+// encoding/json matches whatever their case: a member whose key differs
+// from an edited one only in case would be read as that one unedited, so
+// the object is refused.
 func editMembers(b []byte, edits memberEdits) ([]byte, error) {
+	return editObject(b, edits, true)
+}
+
+// editEach edits an object value with edits, as editMembers does.
+func editEach(edits memberEdits) func([]byte) ([]byte, error) {
+	return func(v []byte) ([]byte, error) { return editObject(v, edits, true) }
+}
+
+// editEachKey edits an object value that a client decodes into a map, whose
+// keys are matched exactly.
+func editEachKey(edits memberEdits) func([]byte) ([]byte, error) {
+	return func(v []byte) ([]byte, error) { return editObject(v, edits, false) }
+}
+
+// foldedKey reports whether k is name in another case, as encoding/json
+// folds field names.
+func foldedKey(k jsonKey, name string) bool {
+	if k.encoded {
+		return strings.EqualFold(k.String(), name)
+	}
+	return strings.EqualFold(string(k.raw), name)
+}
+
+func editObject(b []byte, edits memberEdits, folded bool) ([]byte, error) {
 	if jsonNull(b) {
 		return b, nil
 	}
@@ -644,6 +672,13 @@ func editMembers(b []byte, edits memberEdits) ([]byte, error) {
 		edit := edits[string(k.raw)]
 		if k.encoded {
 			edit = edits[k.String()]
+		}
+		if edit == nil && folded && bad == nil {
+			for name := range edits {
+				if foldedKey(k, name) {
+					bad = fmt.Errorf("answer member %q would be read as %q", clip(k.String()), name)
+				}
+			}
 		}
 		if edit != nil && bad == nil {
 			var err error
@@ -674,11 +709,6 @@ func editMembers(b []byte, edits memberEdits) ([]byte, error) {
 		out = append(out, '\n')
 	}
 	return out, nil
-}
-
-// editEach edits an object value with edits.
-func editEach(edits memberEdits) func([]byte) ([]byte, error) {
-	return func(v []byte) ([]byte, error) { return editMembers(v, edits) }
 }
 
 // replaceWith replaces a value with raw JSON.

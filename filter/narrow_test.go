@@ -421,6 +421,31 @@ func TestImageAnswersNarrowed(t *testing.T) {
 	}
 }
 
+// TestAnswerMemberInAnotherCaseRefused: a client decoding an answer with
+// encoding/json reads "config" as Config, so an answer whose edited member
+// comes in another case is refused rather than passed on unedited; map keys
+// (network names) are exact.
+func TestAnswerMemberInAnotherCaseRefused(t *testing.T) {
+	p := mustPolicy(t, "../policy.yaml")
+	for _, body := range []string{
+		`{"Id":"x","config":{"Env":["A=s"]}}`,
+		`{"Id":"x","Config":{"Env":["A=s"]},"CONFIG":{"Env":["B=s"]}}`,
+		`{"Id":"x","Config":{"env":["A=s"]}}`,
+		`{"Id":"x","Config":{"\u0045nv":["A=s"],"ENV":["B=s"]}}`,
+	} {
+		if out, err := p.narrowContainer([]byte(body), nil, true); err == nil {
+			t.Errorf("%s: got %s, want an error", body, out)
+		}
+	}
+	body := `{"Id":"x","Config":{"Env":["A=s"]},"NetworkSettings":{"Networks":` +
+		`{"launchdb-internal":{},"Launchdb-Internal":{},"bridge":{}}}}`
+	out, err := p.narrowContainer([]byte(body), nil, true)
+	if err != nil || !strings.Contains(string(out), `"launchdb-internal"`) ||
+		strings.Contains(string(out), `"Launchdb-Internal"`) || strings.Contains(string(out), `"bridge"`) {
+		t.Errorf("got %s, %v; want only the launchdb-internal endpoint kept", out, err)
+	}
+}
+
 // FuzzNarrowContainer feeds container answers to narrowing: what comes out
 // is valid JSON, and nothing it should have taken out is left.
 func FuzzNarrowContainer(f *testing.F) {
