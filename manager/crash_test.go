@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,48 @@ func TestRecoverWaitsOnlyAfterUncleanStop(t *testing.T) {
 	}
 	if took := time.Since(start); took >= h.svc.cfg.CrashRecoveryWait {
 		t.Errorf("start after a clean stop waited %v, want no wait", took)
+	}
+}
+
+// TestOperationsWaitForStartUpReconcile: while the start-up reconcile runs in the
+// background (here held by the wait after an unclean stop), a spawn waits for it and then
+// succeeds; one whose caller gives up first fails naming the reconcile, having changed
+// nothing.
+func TestOperationsWaitForStartUpReconcile(t *testing.T) {
+	h := newHarness(t)
+	h.seed(testID, "jwt", "pw")
+	h.svc.cfg.CrashRecoveryWait = 500 * time.Millisecond
+	if err := os.WriteFile(filepath.Join(h.svc.cfg.ConfigDir, runningMarker), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	recovered := h.svc.RecoverInBackground(context.Background())
+
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := h.svc.Spawn(short, testID)
+	wantStatus(t, err, 500, "spawn_failed")
+	if err == nil || !strings.Contains(err.Error(), "start-up reconciliation is still running") {
+		t.Errorf("got %v, want it to name the reconcile", err)
+	}
+	if h.docker.count("create") != 0 {
+		t.Error("the spawn that gave up created a container")
+	}
+
+	res, err := h.svc.Spawn(context.Background(), testID)
+	if err != nil || res.Status != StatusRunning {
+		t.Fatalf("got %+v, %v; want a new running container", res, err)
+	}
+	if took := time.Since(start); took < h.svc.cfg.CrashRecoveryWait {
+		t.Errorf("spawn finished %v after start-up, before the reconcile (%v)", took,
+			h.svc.cfg.CrashRecoveryWait)
+	}
+	select {
+	case err := <-recovered:
+		if err != nil {
+			t.Errorf("reconcile: %v", err)
+		}
+	default:
+		t.Error("the spawn ran before the reconcile had finished")
 	}
 }

@@ -33,7 +33,7 @@ type managerProcess struct {
 }
 
 // startManager runs the manager binary with e's configuration plus extra VAR=value
-// settings, and waits until it serves (after its start-up reconcile).
+// settings, and waits until it serves and its start-up reconcile has finished.
 func (e *e2e) startManager(extra ...string) *managerProcess {
 	e.t.Helper()
 	addr := dockertest.FreePort(e.t)
@@ -66,6 +66,8 @@ func (e *e2e) startManager(extra ...string) *managerProcess {
 
 func (m *managerProcess) start() {
 	m.t.Helper()
+	const reconciled = `"msg":"start-up reconcile`
+	before := strings.Count(m.logs.String(), reconciled)
 	m.cmd = exec.Command(m.bin)
 	m.cmd.Env = m.env
 	m.cmd.Stderr = m.logs
@@ -78,11 +80,14 @@ func (m *managerProcess) start() {
 		m.cmd.Wait()
 		close(m.done)
 	}()
+	// It serves at once and reconciles meanwhile; the log says when that is done.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if c, err := net.DialTimeout("tcp", m.addr, time.Second); err == nil {
 			c.Close()
-			return
+			if strings.Count(m.logs.String(), reconciled) > before {
+				return
+			}
 		}
 		select {
 		case <-m.done:

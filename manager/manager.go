@@ -40,6 +40,10 @@ type Service struct {
 
 	// ready waits until a container answers; waitReady, replaced in unit tests.
 	ready func(ctx context.Context, name, network string) error
+
+	// recovered is closed when the start-up reconcile that RecoverInBackground runs has
+	// finished; nil when there is none to wait for.
+	recovered chan struct{}
 }
 
 // New returns a Service. log may be nil (logs are discarded).

@@ -26,7 +26,7 @@ func (s *Service) Destroy(ctx context.Context, projectID string) (removed bool, 
 	done := s.metrics.begin("destroy")
 	defer func() { done(destroyOutcome(removed, err)) }()
 
-	unlock, err := s.locks.lock(ctx, projectID)
+	unlock, err := s.lock(ctx, projectID)
 	if err != nil {
 		return false, lockFailed("destroy_failed", projectID, err)
 	}
@@ -122,7 +122,7 @@ func (s *Service) Restart(ctx context.Context, projectID string) (err error) {
 		done(outcome)
 	}()
 
-	unlock, err := s.locks.lock(ctx, projectID)
+	unlock, err := s.lock(ctx, projectID)
 	if err != nil {
 		return lockFailed("reload_failed", projectID, err)
 	}

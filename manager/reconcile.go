@@ -36,6 +36,33 @@ func (s *Service) Recover(ctx context.Context) error {
 	return err
 }
 
+// RecoverInBackground runs Recover while the server already answers. Spawn, destroy and
+// restart wait until it has finished (as long as their callers wait), so reconciliation
+// never finds an operation of this process half-way. Call it before serving; the channel
+// yields Recover's error.
+func (s *Service) RecoverInBackground(ctx context.Context) <-chan error {
+	done := make(chan struct{})
+	s.recovered = done
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Recover(ctx)
+		close(done)
+	}()
+	return errc
+}
+
+// lock waits for start-up reconciliation, then takes the project's lock.
+func (s *Service) lock(ctx context.Context, projectID string) (func(), error) {
+	if s.recovered != nil {
+		select {
+		case <-s.recovered:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("start-up reconciliation is still running: %w", ctx.Err())
+		}
+	}
+	return s.locks.lock(ctx, projectID)
+}
+
 // Stopped records a clean stop: the next start-up need not wait for this process's calls.
 func (s *Service) Stopped() {
 	if err := removeFile(filepath.Join(s.cfg.ConfigDir, runningMarker)); err != nil {

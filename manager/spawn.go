@@ -44,7 +44,7 @@ func (s *Service) Spawn(ctx context.Context, projectID string) (res SpawnResult,
 	done := s.metrics.begin("spawn")
 	defer func() { done(spawnOutcome(res, err)) }()
 
-	unlock, err := s.locks.lock(ctx, projectID)
+	unlock, err := s.lock(ctx, projectID)
 	if err != nil {
 		return SpawnResult{}, lockFailed("spawn_failed", projectID, err)
 	}

@@ -62,12 +62,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer docker.Close()
 	svc := manager.New(cfg, db, docker, log)
 
+	// The server answers while start-up reconciles; operations wait for it.
 	rctx, cancel := context.WithTimeout(ctx, cfg.CrashRecoveryWait+reconcileTimeout)
-	if err := svc.Recover(rctx); err != nil {
-		log.Error("start-up reconcile incomplete", "error", err)
-	}
+	defer cancel()
+	recovered := svc.RecoverInBackground(rctx)
+	reconciled := make(chan struct{})
+	go func() {
+		defer close(reconciled)
+		if err := <-recovered; err != nil {
+			log.Error("start-up reconcile incomplete", "error", err)
+			return
+		}
+		log.Info("start-up reconcile finished")
+	}()
+	err = serve(ctx, cfg, svc.Handler(), log)
 	cancel()
-	if err := serve(ctx, cfg, svc.Handler(), log); err != nil {
+	<-reconciled
+	if err != nil {
 		return err
 	}
 	svc.Stopped()
