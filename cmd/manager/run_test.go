@@ -108,6 +108,17 @@ func TestRunShutdownLetsInFlightSpawnFinish(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("health with database and Docker down: got %d, want 503", resp.StatusCode)
 	}
+	// Node's server refused a header section over 16 KB; so does this one.
+	big, _ := http.NewRequest("GET", base+"/health", nil)
+	big.Header.Set("X-Padding", strings.Repeat("a", 24<<10))
+	if resp, err := http.DefaultClient.Do(big); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("24 KB header: got %d, want 431", resp.StatusCode)
+		}
+	}
 
 	type result struct {
 		status int
