@@ -314,3 +314,59 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 }
+
+// TestDescriptorsRunOut floods a proxy whose descriptor limit is low with
+// connections, on the API and the metrics listener, until accepting fails
+// for want of descriptors: the proxy keeps running, says so in its log, and
+// serves again once the flood lets go.
+func TestDescriptorsRunOut(t *testing.T) {
+	dockertest.Client(t)
+	const limit = 64
+	px := dockertest.StartProxy(t, dockertest.ProxyOptions{MaxOpenFiles: limit})
+	metricsAddr := strings.TrimSuffix(strings.TrimPrefix(px.MetricsURL, "http://"), "/metrics")
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 2*limit; i++ {
+		for _, addr := range []string{strings.TrimPrefix(px.DockerHost, "tcp://"), metricsAddr} {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			flood = append(flood, c)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(px.Stderr(), "accepting a connection failed; retrying") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections held, yet no failed accept logged; descriptors: %d",
+				len(flood), procFDs(t, px.PID()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range flood {
+		c.Close()
+	}
+	flood = nil
+	// The backlog of connections the test closed drains first.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		a := call(quickClient(time.Second), "GET", baseURL(px)+"/_ping", "", "")
+		if a.err == nil && a.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the flood: GET /_ping got %v, want 200", a)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := quickClient(time.Second).Get(strings.Replace(px.MetricsURL, "/metrics", "/healthz", 1))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("after the flood: /healthz got %v, %v; want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}

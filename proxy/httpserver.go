@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -30,6 +31,9 @@ type httpServer struct {
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
 	log               func(r *http.Request, status int, reason string)
+	// acceptFailed is told of an accept that failed for want of resources
+	// (descriptors, memory); the server waits and accepts again.
+	acceptFailed func(err error, wait time.Duration)
 
 	mu       sync.Mutex
 	conns    map[*serverConn]bool // true while a request is being served
@@ -47,6 +51,23 @@ type serverConn struct {
 
 var errServerClosed = http.ErrServerClosed
 
+// retryAccept reports whether a failed accept may succeed later: a
+// timeout, or a lack of descriptors, buffers or memory, or a connection
+// that went away before it was accepted.
+func retryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // serve accepts connections on l until the server shuts down.
 func (s *httpServer) serve(l net.Listener) error {
 	s.mu.Lock()
@@ -56,6 +77,7 @@ func (s *httpServer) serve(l net.Listener) error {
 	}
 	s.listener = append(s.listener, l)
 	s.mu.Unlock()
+	var wait time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -65,13 +87,20 @@ func (s *httpServer) serve(l net.Listener) error {
 			if closing {
 				return errServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			if !retryAccept(err) {
+				return err
 			}
-			return err
+			// Out of descriptors (a flood of connections, on this listener or
+			// the metrics one) is not a reason to stop serving: wait, longer
+			// each time up to a second, as connections close.
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			if s.acceptFailed != nil {
+				s.acceptFailed(err, wait)
+			}
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		sc := &serverConn{conn: c, lr: &io.LimitedReader{R: c}}
 		sc.br = bufio.NewReaderSize(sc.lr, 4<<10)
 		sc.bw = bufio.NewWriterSize(c, 4<<10)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/launchdb/sockpin/filter"
 )
@@ -139,12 +140,18 @@ func (s *Service) Run(ctx context.Context, reload <-chan struct{}) error {
 		listeners = append(listeners, l)
 	}
 	api := s.apiServer()
-	metrics := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 5 * time.Second}
+	// The metrics listener is for scrapers and health checks: few
+	// connections, each held briefly, so a flood of them cannot use up the
+	// descriptors the API needs.
+	metrics := &http.Server{Handler: s.metricsMux(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, len(listeners))
 	for i, l := range listeners {
 		serves := "engine-api"
 		if i == len(listeners)-1 {
 			serves = "metrics"
+			l = netutil.LimitListener(l, metricsMaxConnections)
 			go func() { errc <- metrics.Serve(l) }()
 		} else {
 			if s.cfg.MaxConnections > 0 {
@@ -230,8 +237,15 @@ func (s *Service) apiServer() *httpServer {
 		idleTimeout:       s.cfg.IdleTimeout,
 		maxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		log:               s.handler.auditUnread,
+		acceptFailed: func(err error, wait time.Duration) {
+			s.log.Warn("accepting a connection failed; retrying", "error", err,
+				"wait", wait.String())
+		},
 	}
 }
+
+// metricsMaxConnections bounds the metrics listener's open connections.
+const metricsMaxConnections = 32
 
 func (s *Service) metricsMux() http.Handler {
 	mux := http.NewServeMux()

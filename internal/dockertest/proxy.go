@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
 )
 
 // ProxyOptions configures StartProxy.
@@ -33,6 +34,8 @@ type ProxyOptions struct {
 	Args []string
 	// Env is added to the test process's environment.
 	Env []string
+	// MaxOpenFiles, when set, is the proxy process's descriptor limit.
+	MaxOpenFiles uint64
 }
 
 // Proxy is a proxy binary running as a subprocess of the test.
@@ -97,6 +100,13 @@ func StartProxy(t testing.TB, opts ProxyOptions) *Proxy {
 	p.cmd.Stdout = &p.stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting proxy %s: %v", opts.Binary, err)
+	}
+	if n := opts.MaxOpenFiles; n > 0 {
+		lim := unix.Rlimit{Cur: n, Max: n}
+		if err := unix.Prlimit(p.cmd.Process.Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+			p.cmd.Process.Kill()
+			t.Fatalf("limiting the proxy's descriptors: %v", err)
+		}
 	}
 	go func() {
 		p.err = p.cmd.Wait()
