@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,6 +36,11 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	if reason := checkListFilters(call.Query["filters"]); reason != "" {
 		return refuse(call.Op, RuleDefaultDeny, "%s", reason), nil
 	}
+	// The daemon would measure the disk use of every container the filters
+	// match, hidden ones too: slow, and its time would tell that they exist.
+	if boolParam(call.Query["size"]) {
+		return refuse(call.Op, RuleDefaultDeny, "container list with size is not supported"), nil
+	}
 	// The daemon would apply limit before the proxy drops what the client
 	// may not see, so a hidden container that matched the filters would
 	// take a place and show by the answer's length that it exists. The
@@ -42,13 +48,24 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	// containers, as all=1 does) and keeps the first limit visible ones:
 	// the daemon's answer is newest first.
 	limit, _ := strconv.Atoi(call.Query["limit"])
-	query := call.Query
+	query := maps.Clone(call.Query)
 	if _, ok := query["limit"]; ok {
-		query = maps.Clone(query)
 		delete(query, "limit")
 		if limit > 0 {
 			query["all"] = "1"
 		}
+	}
+	// The daemon applies the client's filters to every container; those
+	// without a label key that every visible container has are left out by
+	// the daemon itself, so that filtering on what they carry (a label
+	// value, a name, a state) shows nothing of them, not even in how long
+	// the answer takes.
+	if keys := p.listLabelKeys(); len(keys) > 0 {
+		filters, err := withLabelKeys(query["filters"], keys)
+		if err != nil {
+			return refuse(call.Op, RuleDefaultDeny, "%v", err), nil
+		}
+		query["filters"] = filters
 	}
 	d := allow(call.Op, "visible-containers")
 	d.Path = prefix(call) + "/containers/json"
@@ -79,9 +96,67 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 // listFilters are the container list filters a client may use. The others
 // (before, since, ancestor, network, volume, ...) name other objects, and
 // the daemon's error for one that does not exist would tell the client
-// what exists.
-var listFilters = map[string]bool{"label": true, "name": true, "id": true, "status": true,
+// what exists; id matches a prefix only when no other container shares
+// it, so whether a visible container is listed would tell of hidden ones.
+var listFilters = map[string]bool{"label": true, "name": true, "status": true,
 	"health": true, "exited": true}
+
+// listLabelKeys are the label keys every group that lets a client see
+// containers requires, sorted.
+func (p *Policy) listLabelKeys() []string {
+	var keys []string
+	first := true
+	for _, g := range p.groups {
+		if !g.allow[OpContainerList] {
+			continue
+		}
+		var own []string
+		for _, l := range g.labels {
+			if first || slices.Contains(keys, l.key) {
+				own = append(own, l.key)
+			}
+		}
+		keys, first = own, false
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// withLabelKeys returns the list filters raw (a JSON object, already
+// checked) with a label filter for each of keys added: containers without
+// the key do not match.
+func withLabelKeys(raw string, keys []string) (string, error) {
+	f := map[string]json.RawMessage{}
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &f); err != nil || f == nil {
+			return "", errors.New("filters is not a JSON object")
+		}
+	}
+	labels := map[string]bool{}
+	if v, ok := f["label"]; ok {
+		// The label filter comes as a list of terms or, from Docker's
+		// Go client, as an object of terms set to true.
+		var list []string
+		if err := json.Unmarshal(v, &list); err != nil {
+			if err := json.Unmarshal(v, &labels); err != nil {
+				return "", errors.New("the label filter is neither a list nor an object of terms")
+			}
+		}
+		for _, term := range list {
+			labels[term] = true
+		}
+	}
+	for _, k := range keys {
+		labels[k] = true
+	}
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return "", err
+	}
+	f["label"] = b
+	out, err := json.Marshal(f)
+	return string(out), err
+}
 
 func checkListFilters(raw string) string {
 	if raw == "" {

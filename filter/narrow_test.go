@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -197,6 +198,46 @@ func TestListFiltersThatNameObjectsAreRefused(t *testing.T) {
 	}
 	if d := decideWith(t, fx, "GET", "/containers/json?filters="+urlEncode(`{"label":["a=b"],"name":["x"]}`), ""); !d.Allowed {
 		t.Errorf("label and name filters: got %q, want allowed", d.Message())
+	}
+}
+
+// TestListLeavesHiddenContainersToTheDaemon: the list the daemon gets
+// carries a label filter on the key every visible container has, in
+// whichever form the client sent its label filter; id filters and size,
+// which would tell of hidden containers, are refused.
+func TestListLeavesHiddenContainersToTheDaemon(t *testing.T) {
+	fx := DefaultFixtures()
+	for _, tt := range []struct{ filters, want string }{
+		{"", `{"label":{"io.launchdb.role":true}}`},
+		{`{"label":["io.launchdb.project=proj_0123456789abcdef"]}`,
+			`{"label":{"io.launchdb.project=proj_0123456789abcdef":true,"io.launchdb.role":true}}`},
+		{`{"label":{"io.launchdb.role=postgrest":true},"status":["running"]}`,
+			`{"label":{"io.launchdb.role":true,"io.launchdb.role=postgrest":true},"status":["running"]}`},
+		{`{"name":["postgrest-"]}`, `{"label":{"io.launchdb.role":true},"name":["postgrest-"]}`},
+	} {
+		path := "/containers/json?all=1"
+		if tt.filters != "" {
+			path += "&filters=" + urlEncode(tt.filters)
+		}
+		d := decideWith(t, fx, "GET", path, "")
+		if !d.Allowed {
+			t.Errorf("filters %s: got %q, want allowed", tt.filters, d.Message())
+			continue
+		}
+		q, err := url.ParseQuery(d.Query)
+		if err != nil || q.Get("filters") != tt.want || q.Get("all") != "1" {
+			t.Errorf("filters %s: forwarded query %q, want filters %s and all=1", tt.filters, d.Query, tt.want)
+		}
+	}
+	for _, path := range []string{
+		"/containers/json?filters=" + urlEncode(`{"id":["8"]}`),
+		"/containers/json?size=1",
+		"/containers/json?all=1&size=true",
+		"/containers/json?filters=" + urlEncode(`{"label":"io.launchdb.role"}`),
+	} {
+		if d := decideWith(t, fx, "GET", path, ""); d.Allowed {
+			t.Errorf("%s: allowed, want refused", path)
+		}
 	}
 }
 

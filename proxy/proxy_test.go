@@ -211,11 +211,13 @@ func TestListNarrowed(t *testing.T) {
 func TestListLimitCountsVisibleOnly(t *testing.T) {
 	f := newFakeDaemon(t)
 	h := newTestHandler(t, f, nil)
+	// Every list the daemon gets filters on the label key of the groups.
+	const roleKey = "filters=%7B%22label%22%3A%7B%22io.launchdb.role%22%3Atrue%7D%7D"
 	for _, c := range []struct{ query, upstream, want string }{
-		{"limit=2", "/containers/json?all=1", "a,b"},
-		{"limit=1&all=0", "/containers/json?all=1", "a"},
-		{"limit=0", "/containers/json", "a,b"},
-		{"limit=-1&all=1", "/containers/json?all=1", "a,b"},
+		{"limit=2", "/containers/json?all=1&" + roleKey, "a,b"},
+		{"limit=1&all=0", "/containers/json?all=1&" + roleKey, "a"},
+		{"limit=0", "/containers/json?" + roleKey, "a,b"},
+		{"limit=-1&all=1", "/containers/json?all=1&" + roleKey, "a,b"},
 	} {
 		w := serve(h, "GET", "/containers/json?"+c.query, "")
 		var list []struct {
