@@ -199,6 +199,7 @@ func (s *Service) tenantNetwork(ctx context.Context) (string, error) {
 // removeContainer force-removes a container by name; absence is not an error. It reports
 // whether a container was removed.
 func (s *Service) removeContainer(ctx context.Context, name string) (bool, error) {
+	defer s.lifecycleSlot()()
 	ctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
 	err := s.docker.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})

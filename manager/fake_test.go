@@ -86,9 +86,17 @@ type fakeEngine struct {
 	calls    []string
 	fail     map[string]error // by call name (e.g. "create", "stop")
 	nextID   int
-	ip       string // address inspect reports on launchdb-internal
-	inCreate int    // concurrent creates in progress, to catch missing serialisation
+	ip       string         // address inspect reports on launchdb-internal
+	inCreate map[string]int // concurrent creates per name, to catch missing serialisation
+
+	// Container lifecycle calls (create, start, stop, restart, remove) each take
+	// lifecycleDelay; inLifecycle counts those in progress, maxLifecycle the most at once.
+	lifecycleDelay            time.Duration
+	inLifecycle, maxLifecycle int
 }
+
+var lifecycleKinds = map[string]bool{"create": true, "start": true, "stop": true,
+	"restart": true, "remove": true}
 
 type fakeContainer struct {
 	id      string
@@ -115,7 +123,7 @@ func newFakeEngine(t *testing.T) *fakeEngine {
 		t.Fatal(err)
 	}
 	e := &fakeEngine{t: t, byName: map[string]*fakeContainer{}, execs: map[string]*fakeExec{},
-		ini: ini, fail: map[string]error{}, ip: "172.18.0.9"}
+		ini: ini, fail: map[string]error{}, ip: "172.18.0.9", inCreate: map[string]int{}}
 	e.byName[fakePgBouncer] = &fakeContainer{id: strings.Repeat("b", 64), name: fakePgBouncer,
 		running: true,
 		cfg:     container.Config{Labels: map[string]string{"io.launchdb.role": "pgbouncer"}}}
@@ -123,10 +131,22 @@ func newFakeEngine(t *testing.T) *fakeEngine {
 }
 
 func (e *fakeEngine) record(call string) error {
+	kind := strings.Fields(call)[0]
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.calls = append(e.calls, call)
-	return e.fail[strings.Fields(call)[0]]
+	err, delay := e.fail[kind], e.lifecycleDelay
+	if lifecycleKinds[kind] {
+		e.inLifecycle++
+		e.maxLifecycle = max(e.maxLifecycle, e.inLifecycle)
+	}
+	e.mu.Unlock()
+	if lifecycleKinds[kind] {
+		time.Sleep(delay)
+		e.mu.Lock()
+		e.inLifecycle--
+		e.mu.Unlock()
+	}
+	return err
 }
 
 func (e *fakeEngine) callList() []string {
@@ -247,13 +267,13 @@ func (e *fakeEngine) ContainerCreate(
 	nc *network.NetworkingConfig, pl *ocispec.Platform, name string,
 ) (container.CreateResponse, error) {
 	e.mu.Lock()
-	e.inCreate++
-	overlap := e.inCreate > 1
+	e.inCreate[name]++
+	overlap := e.inCreate[name] > 1
 	e.mu.Unlock()
 	time.Sleep(5 * time.Millisecond)
 	defer func() {
 		e.mu.Lock()
-		e.inCreate--
+		e.inCreate[name]--
 		e.mu.Unlock()
 	}()
 	if overlap {

@@ -77,10 +77,12 @@ func destroyOutcome(removed bool, err error) string {
 // it. It reports whether there was still a container to remove.
 func (s *Service) stopAndRemove(ctx context.Context, projectID, id string) (bool, error) {
 	name := ContainerName(projectID)
+	release := s.lifecycleSlot()
 	sctx, cancel := context.WithTimeout(ctx, stopCallTimeout)
-	defer cancel()
 	grace := stopGraceSeconds
 	err := s.docker.ContainerStop(sctx, id, container.StopOptions{Timeout: &grace})
+	cancel()
+	release()
 	if cerrdefs.IsNotFound(err) {
 		return false, nil
 	}

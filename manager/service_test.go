@@ -353,6 +353,38 @@ func TestSpawnRestoresRunningContainerWhenReplacementFails(t *testing.T) {
 	}
 }
 
+// TestLifecycleCallsBounded: concurrent spawns and destroys of different projects all
+// succeed, in parallel, with at most lifecycleCalls container lifecycle calls in flight.
+func TestLifecycleCallsBounded(t *testing.T) {
+	h := newHarness(t)
+	h.docker.lifecycleDelay = 20 * time.Millisecond
+	ids := make([]string, 4*lifecycleCalls)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("proj_%016d", i)
+		h.seed(ids[i], "jwt", "pw")
+	}
+	for _, op := range []func(id string) error{
+		func(id string) error { _, err := h.svc.Spawn(context.Background(), id); return err },
+		func(id string) error { _, err := h.svc.Destroy(context.Background(), id); return err },
+	} {
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Go(func() {
+				if err := op(id); err != nil {
+					t.Errorf("%s: %v", id, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	h.docker.mu.Lock()
+	most := h.docker.maxLifecycle
+	h.docker.mu.Unlock()
+	if most > lifecycleCalls || most < 2 {
+		t.Errorf("lifecycle calls in flight at once: got %d, want 2 to %d", most, lifecycleCalls)
+	}
+}
+
 func TestSpawnConcurrentCallsForOneProjectAreSerialised(t *testing.T) {
 	h := newHarness(t)
 	h.seed(testID, "jwt", "pw")

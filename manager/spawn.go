@@ -201,6 +201,7 @@ func (s *Service) restoreContainer(ctx context.Context, projectID string,
 	cfg, host := s.containerSpec(projectID, string(cur.HostConfig.NetworkMode))
 	cfg.Image, cfg.Cmd, host.Binds = cur.Config.Image, cur.Config.Cmd, cur.HostConfig.Binds
 	name := ContainerName(projectID)
+	release := s.lifecycleSlot()
 	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	created, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
 	cancel()
@@ -209,6 +210,7 @@ func (s *Service) restoreContainer(ctx context.Context, projectID string,
 		err = s.docker.ContainerStart(sctx, created.ID, container.StartOptions{})
 		cancel()
 	}
+	release()
 	if err != nil {
 		s.log.Error("the previous container could not be restored; the project has none",
 			"project", projectID, "error", err)
@@ -346,6 +348,7 @@ func (s *Service) createContainer(ctx context.Context, projectID, network string
 ) {
 	name := ContainerName(projectID)
 	cfg, host := s.containerSpec(projectID, network)
+	defer s.lifecycleSlot()()
 	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	created, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
 	cancel()
@@ -410,6 +413,7 @@ func pgBouncerAddFailed(err error) *apiError {
 // "reload" means for PostgREST here: the image's wrapper turns SIGHUP into a crash-restart
 // anyway (spec 5.2), and a restart is explicit, waits for the stop, and is synchronous.
 func (s *Service) restartContainer(ctx context.Context, name string) error {
+	defer s.lifecycleSlot()()
 	ctx, cancel := context.WithTimeout(ctx, stopCallTimeout)
 	defer cancel()
 	grace := stopGraceSeconds
