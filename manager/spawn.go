@@ -200,24 +200,14 @@ func (s *Service) restoreContainer(ctx context.Context, projectID string,
 	}
 	cfg, host := s.containerSpec(projectID, string(cur.HostConfig.NetworkMode))
 	cfg.Image, cfg.Cmd, host.Binds = cur.Config.Image, cur.Config.Cmd, cur.HostConfig.Binds
-	name := ContainerName(projectID)
-	release := s.lifecycleSlot()
-	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
-	created, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
-	cancel()
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
-		err = s.docker.ContainerStart(sctx, created.ID, container.StartOptions{})
-		cancel()
-	}
-	release()
+	id, err := s.createAndStart(ctx, ContainerName(projectID), cfg, host, func() {})
 	if err != nil {
 		s.log.Error("the previous container could not be restored; the project has none",
 			"project", projectID, "error", err)
 		return fmt.Errorf("restoring the previous container: %w", err)
 	}
 	s.log.Warn("the previous container was restored", "project", projectID,
-		"container_id", created.ID, "image", cfg.Image)
+		"container_id", id, "image", cfg.Image)
 	return nil
 }
 
@@ -346,23 +336,30 @@ func (s *Service) create(ctx context.Context, want desired, prev configFile, net
 func (s *Service) createContainer(ctx context.Context, projectID, network string, u *undo) (
 	string, error,
 ) {
-	name := ContainerName(projectID)
 	cfg, host := s.containerSpec(projectID, network)
+	return s.createAndStart(ctx, ContainerName(projectID), cfg, host, func() { u.container = true })
+}
+
+// createAndStart creates container name and starts it, calling created once it exists,
+// within one lifecycle slot.
+func (s *Service) createAndStart(ctx context.Context, name string, cfg *container.Config,
+	host *container.HostConfig, created func(),
+) (string, error) {
 	defer s.lifecycleSlot()()
 	cctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
-	created, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
+	c, err := s.docker.ContainerCreate(cctx, cfg, host, nil, nil, name)
 	cancel()
 	if err != nil {
 		return "", fmt.Errorf("creating %s: %w", name, err)
 	}
-	u.container = true
+	created()
 
 	sctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
 	defer cancel()
-	if err := s.docker.ContainerStart(sctx, created.ID, container.StartOptions{}); err != nil {
+	if err := s.docker.ContainerStart(sctx, c.ID, container.StartOptions{}); err != nil {
 		return "", fmt.Errorf("starting %s: %w", name, err)
 	}
-	return created.ID, nil
+	return c.ID, nil
 }
 
 // undo lists what a failed spawn changed and must take back.
