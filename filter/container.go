@@ -33,7 +33,8 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	if reason := checkInt(call.Query, "limit"); reason != "" {
 		return malformed(call.Op, "%s", reason), nil
 	}
-	if reason := checkListFilters(call.Query["filters"]); reason != "" {
+	filters, reason := checkListFilters(call.Query["filters"])
+	if reason != "" {
 		return refuse(call.Op, RuleDefaultDeny, "%s", reason), nil
 	}
 	// The daemon would measure the disk use of every container the filters
@@ -60,12 +61,12 @@ func (p *Policy) decideContainerList(call *Call) (*Decision, error) {
 	// the daemon itself, so that filtering on what they carry (a label
 	// value, a name, a state) shows nothing of them, not even in how long
 	// the answer takes.
-	if keys := p.listLabelKeys(); len(keys) > 0 {
-		filters, err := withLabelKeys(query["filters"], keys)
+	if len(p.listKeys) > 0 {
+		withKeys, err := withLabelKeys(filters, p.listKeys)
 		if err != nil {
 			return refuse(call.Op, RuleDefaultDeny, "%v", err), nil
 		}
-		query["filters"] = filters
+		query["filters"] = withKeys
 	}
 	d := allow(call.Op, "visible-containers")
 	d.Path = prefix(call) + "/containers/json"
@@ -103,10 +104,10 @@ var listFilters = map[string]bool{"label": true, "name": true, "status": true,
 
 // listLabelKeys are the label keys every group that lets a client see
 // containers requires, sorted.
-func (p *Policy) listLabelKeys() []string {
+func listLabelKeys(groups []*group) []string {
 	var keys []string
 	first := true
-	for _, g := range p.groups {
+	for _, g := range groups {
 		if !g.allow[OpContainerList] {
 			continue
 		}
@@ -122,15 +123,12 @@ func (p *Policy) listLabelKeys() []string {
 	return slices.Compact(keys)
 }
 
-// withLabelKeys returns the list filters raw (a JSON object, already
-// checked) with a label filter for each of keys added: containers without
-// the key do not match.
-func withLabelKeys(raw string, keys []string) (string, error) {
-	f := map[string]json.RawMessage{}
-	if raw != "" {
-		if err := json.Unmarshal([]byte(raw), &f); err != nil || f == nil {
-			return "", errors.New("filters is not a JSON object")
-		}
+// withLabelKeys returns the list filters f (checked by checkListFilters;
+// nil for none) with a label filter for each of keys added, encoded:
+// containers without the key do not match.
+func withLabelKeys(f map[string]json.RawMessage, keys []string) (string, error) {
+	if f == nil {
+		f = map[string]json.RawMessage{}
 	}
 	labels := map[string]bool{}
 	if v, ok := f["label"]; ok {
@@ -158,20 +156,22 @@ func withLabelKeys(raw string, keys []string) (string, error) {
 	return string(out), err
 }
 
-func checkListFilters(raw string) string {
+// checkListFilters decodes a container list's filters (nil for none) and
+// checks that each is one a client may use.
+func checkListFilters(raw string) (map[string]json.RawMessage, string) {
 	if raw == "" {
-		return ""
+		return nil, ""
 	}
 	var f map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &f); err != nil {
-		return "filters is not a JSON object"
+	if err := json.Unmarshal([]byte(raw), &f); err != nil || f == nil {
+		return nil, "filters is not a JSON object"
 	}
 	for _, k := range sortedKeys(f) {
 		if !listFilters[k] {
-			return fmt.Sprintf("list filter %q is not allowed", clip(k))
+			return nil, fmt.Sprintf("list filter %q is not allowed", clip(k))
 		}
 	}
-	return ""
+	return f, ""
 }
 
 // narrowArray keeps the elements of a JSON array that keep returns, as

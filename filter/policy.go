@@ -22,6 +22,7 @@ type Policy struct {
 	window       [2]APIVersion
 	system       map[Op]bool
 	groups       []*group
+	listKeys     []string // label keys every visible container has (listLabelKeys)
 	creates      []*createRule
 	networks     map[string]*networkRule
 	pull         map[string]bool
@@ -148,6 +149,7 @@ func (c *compiler) compile() *Policy {
 		}
 	}
 	p.groups = c.groups(f.Groups)
+	p.listKeys = listLabelKeys(p.groups)
 	p.creates = c.creates(f.Create, p.groups)
 	p.networks = c.networks(f.Networks, p.groups)
 	if im := f.Images; im != nil {
